@@ -1,0 +1,221 @@
+"""Configuration: the reference's flags and defaults, as dataclasses.
+
+Each dataclass owns one argparse group. Flag names and defaults follow the
+TensorFlow reference (``research/deep_speech/deep_speech.py``) so its users can
+switch; flags beyond the reference say so in their help. Booleans accept the
+reference's absl forms: ``--sortagrad``, ``--sortagrad=false``,
+``--nosortagrad``.
+
+The whole configuration is stored as JSON inside every checkpoint, which is
+what lets ``evaluate.py CHECKPOINT`` rebuild a model without flags.
+"""
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+
+from .vocab import DEFAULT_VOCABULARY_FILE
+
+__all__ = ['AudioConfig', 'DataConfig', 'ModelConfig', 'TrainConfig', 'Config',
+           'add_arguments', 'from_args', 'parse_bool']
+
+RNN_TYPES = ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')
+
+
+def _flag(default, help, **kwargs):
+    """A dataclass field carrying its flag's help text (and argparse extras)."""
+    return field(default=default, metadata=dict(help=help, **kwargs))
+
+
+@dataclass
+class AudioConfig:
+    """Spectrogram settings (the reference's featurizer)."""
+    sample_rate: int = _flag(16000, 'The sample rate for audio.')
+    window_ms: float = _flag(20, 'The frame length for spectrogram.')
+    stride_ms: float = _flag(10, 'The frame step.')
+    max_freq: typing.Optional[float] = _flag(
+        None, 'Highest frequency kept in the spectrogram (default sample_rate / 2). [gluon-ds2]')
+
+    @property
+    def window_size(self):
+        """Samples per analysis window (reference: ``int(0.001 * rate * window_ms)``)."""
+        return int(0.001 * self.sample_rate * self.window_ms)
+
+    @property
+    def stride_size(self):
+        """Samples per frame step."""
+        return int(0.001 * self.sample_rate * self.stride_ms)
+
+    @property
+    def num_bins(self):
+        """Frequency bins the featurizer keeps: 161 for the defaults."""
+        max_freq = self.sample_rate / 2 if self.max_freq is None else self.max_freq
+        bin_width = self.sample_rate / self.window_size
+        return min(int(max_freq // bin_width), self.window_size // 2) + 1
+
+
+@dataclass
+class DataConfig:
+    """Manifests and the input pipeline."""
+    train_data_dir: str = _flag(
+        '/tmp/librispeech_data/test-clean/LibriSpeech/test-clean.csv',
+        'The csv file path of train dataset (several may be joined with commas).')
+    eval_data_dir: str = _flag(
+        '/tmp/librispeech_data/test-clean/LibriSpeech/test-clean.csv',
+        'The csv file path of evaluation dataset (several may be joined with commas).')
+    vocabulary_file: str = _flag(DEFAULT_VOCABULARY_FILE, 'The file path of vocabulary file.')
+    sortagrad: bool = _flag(True, 'If true, sort examples by audio length and perform no '
+                                  'batch_wise shuffling for the first epoch.')
+    num_workers: int = _flag(1, 'DataLoader worker processes (0 = load in the training '
+                                'process). [gluon-ds2]')
+    max_duration: typing.Optional[float] = _flag(
+        None, 'Drop training utterances longer than this many seconds. [gluon-ds2]')
+    on_bad_input: str = _flag('skip', "What to do with an unreadable file or row: 'skip' "
+                                      "(count and go on) or 'fail'. [gluon-ds2]",
+                              choices=('skip', 'fail'))
+
+
+@dataclass
+class ModelConfig:
+    """DeepSpeech2 architecture."""
+    rnn_hidden_size: int = _flag(800, 'The hidden size of RNNs.')
+    rnn_hidden_layers: int = _flag(5, 'The number of RNN layers.')
+    rnn_type: str = _flag('lstm', 'Type of RNN cell (the reference defaults to gru; our '
+                                  'users asked for lstm).', choices=RNN_TYPES)
+    is_bidirectional: bool = _flag(True, 'If rnn unit is bidirectional')
+    use_bias: bool = _flag(True, 'Use bias in the last fully-connected layer')
+    conv_filters: int = _flag(32, 'Filters in each of the two conv layers. [gluon-ds2]')
+
+
+@dataclass
+class TrainConfig:
+    """Optimization, evaluation cadence, checkpoints."""
+    model_dir: str = _flag('/tmp/deep_speech_model/', 'The location of the model checkpoint files.')
+    num_gpus: typing.Optional[int] = _flag(
+        None, 'How many GPUs to use in this process; 0 = CPU, -1 = all. Default: 1 if a GPU '
+              'is visible, else 0.')
+    train_epochs: int = _flag(10, 'The number of epochs used to train.')
+    epochs_between_evals: int = _flag(1, 'The number of training epochs to run between '
+                                         'evaluations.')
+    batch_size: int = _flag(128, 'Global batch size for training and evaluation.')
+    seed: int = _flag(1, 'The random seed.')
+    learning_rate: float = _flag(5e-4, 'The initial learning rate.')
+    wer_threshold: typing.Optional[float] = _flag(
+        None, 'If passed, training will stop when the evaluation WER is less than or equal to '
+              'it. For LibriSpeech the desired wer_threshold is 0.23 (MLPerf).')
+    clip_gradient: float = _flag(400.0, 'Clip gradients to this global L2 norm (0 = off). '
+                                        '[gluon-ds2]')
+    lr_decay: float = _flag(1.0, 'Multiply the learning rate by this after every epoch '
+                                 '(1.0 = off, the reference). [gluon-ds2]')
+    log_every: int = _flag(10, 'Steps between metrics-log lines. [gluon-ds2]')
+    checkpoint_every: int = _flag(500, 'Steps between checkpoints inside an epoch (0 = only at '
+                                       'epoch ends). [gluon-ds2]')
+    keep_checkpoints: int = _flag(3, 'How many recent checkpoints to keep (the best is always '
+                                     'kept). [gluon-ds2]')
+    max_steps: typing.Optional[int] = _flag(None, 'Stop after this many optimizer steps. '
+                                                  '[gluon-ds2]')
+    num_threads: typing.Optional[int] = _flag(
+        None, 'OpenMP threads for MXNet (default: all cores less DataLoader workers). '
+              '[gluon-ds2]')
+
+
+@dataclass
+class Config:
+    """Everything a run needs; serialized into each checkpoint."""
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_json(self):
+        """Plain-JSON dict of all groups."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data):
+        """Inverse of :meth:`to_json`; unknown keys are an error naming them."""
+        groups = {}
+        for group in dataclasses.fields(cls):
+            group_cls = group.default_factory
+            values = dict(data.get(group.name, {}))
+            known = {f.name for f in dataclasses.fields(group_cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ValueError('configuration group %r has unknown keys %s (written by a '
+                                 'newer gluon-ds2?)' % (group.name, unknown))
+            groups[group.name] = group_cls(**values)
+        return cls(**groups)
+
+    def dumps(self):
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)
+
+
+def parse_bool(text):
+    """absl-style boolean flag values: true/false, 1/0, yes/no."""
+    lowered = str(text).strip().lower()
+    if lowered in ('true', 't', '1', 'yes', 'y'):
+        return True
+    if lowered in ('false', 'f', '0', 'no', 'n'):
+        return False
+    raise argparse.ArgumentTypeError('expected true or false, got %r' % (text,))
+
+
+def _optional(kind):
+    def convert(text):
+        return None if str(text).lower() in ('none', '') else kind(text)
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def _add_group(parser, group_cls, title):
+    group = parser.add_argument_group(title, group_cls.__doc__)
+    hints = typing.get_type_hints(group_cls)
+    for f in dataclasses.fields(group_cls):
+        hint = hints[f.name]
+        extras = {k: v for k, v in f.metadata.items() if k != 'help'}
+        help_text = '%s (default: %s)' % (f.metadata['help'], f.default)
+        flag = '--' + f.name
+        if hint is bool:
+            group.add_argument(flag, type=parse_bool, nargs='?', const=True,
+                               default=argparse.SUPPRESS, help=help_text, metavar='BOOL')
+            group.add_argument('--no' + f.name, dest=f.name, action='store_false',
+                               default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            continue
+        args = typing.get_args(hint)
+        kind = _optional(args[0]) if args else hint
+        group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text, **extras)
+
+
+def add_arguments(parser, groups=('audio', 'data', 'model', 'train')):
+    """Add one argparse group per config section named in ``groups``.
+
+    Defaults are suppressed so that :func:`from_args` can tell a flag the user
+    gave from one left alone (a resumed run keeps its checkpoint's values).
+    """
+    titles = {'audio': 'audio features', 'data': 'data', 'model': 'model',
+              'train': 'training'}
+    for name in groups:
+        group_cls = next(f.default_factory for f in dataclasses.fields(Config) if f.name == name)
+        _add_group(parser, group_cls, titles[name])
+    return parser
+
+
+def explicit_flags(args):
+    """The flags present on the command line, as ``{group: {name: value}}``."""
+    given = vars(args)
+    result = {}
+    for group in dataclasses.fields(Config):
+        names = {f.name for f in dataclasses.fields(group.default_factory)}
+        values = {k: v for k, v in given.items() if k in names}
+        if values:
+            result[group.name] = values
+    return result
+
+
+def from_args(args, base=None):
+    """Config from parsed flags, on top of ``base`` (defaults when None)."""
+    data = (base or Config()).to_json()
+    for group, values in explicit_flags(args).items():
+        data[group].update(values)
+    return Config.from_json(data)

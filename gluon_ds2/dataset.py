@@ -1,0 +1,158 @@
+"""Manifest rows -> (features, label ids): a Gluon ``Dataset``.
+
+``prepare_entries`` checks every row once, before batching: transcripts against
+the vocabulary, audio headers (missing or unreadable files), duration limits and
+CTC alignability. What fails is skipped and counted, or raised with the manifest
+and line named, by ``on_error``. ``SpeechDataset`` then reads and featurizes one
+utterance per item; a file that breaks only when read in full (a truncated
+FLAC) becomes a skip marker the batchify function drops and counts.
+"""
+import collections
+import logging
+
+import numpy as np
+import soundfile
+from mxnet import gluon
+from tqdm import tqdm
+
+from .featurizer import AudioError, featurize, read_audio
+
+__all__ = ['prepare_entries', 'SpeechDataset', 'SkippedUtterance', 'ctc_min_output_length']
+
+logger = logging.getLogger(__name__)
+
+SkippedUtterance = collections.namedtuple('SkippedUtterance', ['wav_filename', 'reason'])
+
+
+def ctc_min_output_length(label_ids):
+    """Frames CTC needs for a label: one per label, plus a blank between repeats."""
+    repeats = sum(1 for a, b in zip(label_ids, label_ids[1:]) if a == b)
+    return len(label_ids) + repeats
+
+
+def _where(row):
+    return '%s, line %d' % (row.manifest, row.source_line) if 'manifest' in row._fields else \
+        row.wav_filename
+
+
+def _audio_frames(path, sample_rate, stride_size, window_size):
+    """Spectrogram frames of a WAV from its header; raises AudioError."""
+    try:
+        info = soundfile.info(path)
+    except FileNotFoundError:
+        raise AudioError('%s: audio file not found' % path) from None
+    except (RuntimeError, soundfile.LibsndfileError, OSError) as err:
+        raise AudioError('%s: cannot read audio header (%s)' % (path, err)) from None
+    if info.samplerate != sample_rate:
+        raise AudioError('%s: expected %d Hz audio, found %d Hz'
+                         % (path, sample_rate, info.samplerate))
+    if info.channels != 1:
+        raise AudioError('%s: expected mono audio, found %d channels' % (path, info.channels))
+    if info.frames == 0:
+        raise AudioError('%s: audio file holds no samples' % path)
+    samples = max(info.frames, window_size)
+    return (samples - window_size) // stride_size + 1, info.frames / info.samplerate
+
+
+def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=None,
+                    on_error='skip', progress=True):
+    """Validate manifest rows and attach label ids, frames and durations.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        From :func:`gluon_ds2.manifest.read_manifests`.
+    vocab : Vocabulary
+    audio_config : AudioConfig
+    output_length : callable or None
+        Frames -> model output steps (``DeepSpeech2.output_length``); when given,
+        utterances CTC cannot align are dropped and counted.
+    max_duration : float or None
+        Drop longer utterances (seconds).
+    on_error : {'skip', 'fail'}
+        Bad rows are counted and dropped, or raise ``ValueError``.
+
+    Returns
+    -------
+    entries : list of dict
+        ``wav_filename``, ``transcript``, ``labels`` (list of int), ``frames``,
+        ``duration``, ``wav_filesize``.
+    dropped : collections.Counter
+        Dropped rows by reason.
+    """
+    if on_error not in ('skip', 'fail'):
+        raise ValueError("on_error must be 'skip' or 'fail', got %r" % (on_error,))
+    entries, dropped = [], collections.Counter()
+    rows = df.itertuples(index=False)
+    if progress:
+        rows = tqdm(rows, total=len(df), desc='checking manifest', unit='utt', leave=False)
+    for row in rows:
+        reason = None
+        transcript = row.transcript
+        if not transcript.strip():
+            reason, kind = '%s: empty transcript for %s' % (_where(row), row.wav_filename), \
+                'empty_transcript'
+        elif vocab.unknown_characters(transcript):
+            reason, kind = ('%s: transcript has characters not in the vocabulary: %r'
+                            % (_where(row), ''.join(vocab.unknown_characters(transcript))),
+                            'bad_transcript')
+        else:
+            try:
+                frames, duration = _audio_frames(row.wav_filename, audio_config.sample_rate,
+                                                 audio_config.stride_size,
+                                                 audio_config.window_size)
+            except AudioError as err:
+                reason, kind = '%s: %s' % (_where(row), err), 'bad_audio'
+        if reason is None:
+            labels = vocab.encode(transcript)
+            if max_duration is not None and duration > max_duration:
+                dropped['too_long'] += 1
+                continue
+            if output_length is not None and \
+                    output_length(frames) < ctc_min_output_length(labels):
+                dropped['unalignable'] += 1
+                continue
+            entries.append(dict(wav_filename=row.wav_filename, transcript=transcript,
+                                labels=labels, frames=frames, duration=duration,
+                                wav_filesize=int(row.wav_filesize)))
+            continue
+        if on_error == 'fail':
+            raise ValueError(reason)
+        if dropped[kind] < 5:
+            logger.warning('skipping: %s', reason)
+        dropped[kind] += 1
+    for kind, count in sorted(dropped.items()):
+        logger.info('dropped %d utterances: %s', count, kind.replace('_', ' '))
+    return entries, dropped
+
+
+class SpeechDataset(gluon.data.Dataset):
+    """Item ``i`` -> (features float32 (T, bins), label ids int32 (L,)).
+
+    An audio file that fails to read becomes a :class:`SkippedUtterance` when
+    ``on_error='skip'`` (the batchify function drops and counts it).
+    """
+
+    def __init__(self, entries, audio_config, on_error='skip'):
+        self.entries = entries
+        self.audio_config = audio_config
+        self.on_error = on_error
+
+    def __len__(self):
+        return len(self.entries)
+
+    @property
+    def lengths(self):
+        """Sort keys for the sampler: WAV file sizes, as the reference sorts."""
+        return [entry['wav_filesize'] for entry in self.entries]
+
+    def __getitem__(self, index):
+        entry = self.entries[index]
+        try:
+            samples = read_audio(entry['wav_filename'], self.audio_config.sample_rate)
+        except AudioError as err:
+            if self.on_error == 'fail':
+                raise
+            return SkippedUtterance(entry['wav_filename'], str(err))
+        features = featurize(samples, self.audio_config)
+        return features, np.asarray(entry['labels'], dtype=np.int32)
