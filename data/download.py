@@ -36,6 +36,7 @@ import http.client
 import logging
 import multiprocessing
 import os
+import sys
 import pathlib
 import re
 import tarfile
@@ -164,9 +165,10 @@ def resolve_checksums(mirror, md5_file=None):
             logger.info('%s not found; checking tarballs against the official checksums',
                         source)
             return checksums
-    for split in checksums:
-        if split + '.tar.gz' in listed:
-            checksums[split] = listed[split + '.tar.gz']
+    # A mirror may add splits of its own (the demo corpus: train, dev, test).
+    for name, md5 in listed.items():
+        if name.endswith('.tar.gz'):
+            checksums[name[:-len('.tar.gz')]] = md5
     logger.info('checking tarballs against %s', source)
     return checksums
 
@@ -442,11 +444,9 @@ def prepare_split(split, data_dir, mirror=OFFICIAL_MIRROR, expected_md5=None, wo
 
 def _split_list(text):
     splits = [s for s in text.split(',') if s]
-    unknown = sorted(set(splits) - set(LIBRISPEECH_SPLITS))
-    if unknown or not splits:
-        raise argparse.ArgumentTypeError('unknown split(s) %s; choose from %s'
-                                         % (', '.join(unknown) or '(none)',
-                                            ','.join(LIBRISPEECH_SPLITS)))
+    if not splits:
+        raise argparse.ArgumentTypeError('no split named; choose from %s (or the splits a '
+                                         "mirror's md5sum.txt lists)" % ','.join(LIBRISPEECH_SPLITS))
     return splits
 
 
@@ -496,12 +496,23 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    checksums = resolve_checksums(args.mirror, args.md5_file)
-    for split in args.splits:
-        manifest_path, rows = prepare_split(split, args.data_dir, args.mirror,
-                                            checksums[split], args.workers, args.keep_tarballs)
-        print('%s: %d utterances in %s' % (split, rows, manifest_path))
+    try:
+        checksums = resolve_checksums(args.mirror, args.md5_file)
+        unknown = [split for split in args.splits if split not in checksums]
+        if unknown:
+            raise ValueError('unknown split(s) %s: no checksum for them in the official list or '
+                             'the mirror\'s; known: %s' % (', '.join(unknown),
+                                                          ','.join(sorted(checksums))))
+        for split in args.splits:
+            manifest_path, rows = prepare_split(split, args.data_dir, args.mirror,
+                                                checksums[split], args.workers,
+                                                args.keep_tarballs)
+            print('%s: %d utterances in %s' % (split, rows, manifest_path))
+    except (ValueError, RuntimeError, OSError) as err:
+        print('download.py: error: %s' % err, file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

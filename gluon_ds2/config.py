@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from .vocab import DEFAULT_VOCABULARY_FILE
 
 __all__ = ['AudioConfig', 'DataConfig', 'ModelConfig', 'TrainConfig', 'Config',
-           'add_arguments', 'from_args', 'parse_bool']
+           'add_arguments', 'explicit_flags', 'from_args', 'parse_bool',
+           'default_threads']
 
 RNN_TYPES = ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')
 
@@ -51,8 +52,10 @@ class AudioConfig:
     def num_bins(self):
         """Frequency bins the featurizer keeps: 161 for the defaults."""
         max_freq = self.sample_rate / 2 if self.max_freq is None else self.max_freq
-        bin_width = self.sample_rate / self.window_size
-        return min(int(max_freq // bin_width), self.window_size // 2) + 1
+        # The featurizer's own float arithmetic (bin k is kept if rate / window * k <=
+        # max_freq); floor division rounds differently, e.g. at 22050 Hz with 10 ms windows.
+        bin_width = float(self.sample_rate) / self.window_size
+        return sum(1 for k in range(self.window_size // 2 + 1) if bin_width * k <= max_freq)
 
 
 @dataclass
@@ -135,6 +138,10 @@ class Config:
     @classmethod
     def from_json(cls, data):
         """Inverse of :meth:`to_json`; unknown keys are an error naming them."""
+        unknown = sorted(set(data) - {group.name for group in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError('configuration has unknown groups %s (written by a newer '
+                             'gluon-ds2?)' % (unknown,))
         groups = {}
         for group in dataclasses.fields(cls):
             group_cls = group.default_factory
@@ -219,3 +226,16 @@ def from_args(args, base=None):
     for group, values in explicit_flags(args).items():
         data[group].update(values)
     return Config.from_json(data)
+
+
+def default_threads(num_workers, cpu_count, processes_per_host=1):
+    """OpenMP threads per training process: this host's cores, shared by its processes.
+
+    MXNet's pip build runs one OpenMP thread unless told otherwise, which
+    leaves all but one core idle. DataLoader workers get one core between
+    them out of the share when there are cores to spare.
+    """
+    share = max(1, cpu_count // max(1, processes_per_host))
+    if num_workers and share > 2:
+        share -= 1
+    return share

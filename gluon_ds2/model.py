@@ -29,7 +29,11 @@ BN_EPSILON = 1e-5
 
 def conv_output_length(length, kernel, stride, padding):
     """Output size of a convolution along one axis: ``floor((L + 2p - k) / s) + 1``."""
-    return (length + 2 * padding - kernel) // stride + 1
+    numerator = length + 2 * padding - kernel
+    if hasattr(numerator, 'floor'):
+        # NDArray or Symbol: they have no ``//``; floor the quotient instead.
+        return (numerator / stride).floor() + 1
+    return numerator // stride + 1
 
 
 def output_length(frames, axis=0):
@@ -105,13 +109,22 @@ class DeepSpeech2(gluon.HybridBlock):
             self.output_norm = nn.BatchNorm(axis=2, momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
             self.output = nn.Dense(num_classes, use_bias=use_bias, flatten=False)
 
+    @classmethod
+    def from_config(cls, model_config, num_classes, num_bins):
+        """Build from a :class:`~gluon_ds2.config.ModelConfig`."""
+        m = model_config
+        return cls(num_classes, num_bins=num_bins, rnn_hidden_size=m.rnn_hidden_size,
+                   rnn_hidden_layers=m.rnn_hidden_layers, rnn_type=m.rnn_type,
+                   is_bidirectional=m.is_bidirectional, use_bias=m.use_bias,
+                   conv_filters=m.conv_filters)
+
     def hybrid_forward(self, F, features, feature_lengths):
         x, lengths = features, feature_lengths.astype('float32')
         for conv, norm, layer in zip(self.convs, self.conv_norms, CONV_LAYERS):
-            kernel, stride, pad = layer['kernel_size'][0], layer['strides'][0], layer['padding'][0]
             # (N, C, T, F) -> (N, filters, T', F'); clipped ReLU as the reference's relu6.
             x = norm(F.clip(conv(x), 0, 6))
-            lengths = F.floor((lengths + (2 * pad - kernel)) / stride) + 1
+            lengths = conv_output_length(lengths, layer['kernel_size'][0], layer['strides'][0],
+                                         layer['padding'][0])
             # Zero the frames past each utterance's end: (N, T') mask, broadcast.
             steps = F.contrib.arange_like(x, axis=2)
             mask = F.broadcast_lesser(steps.reshape((1, -1)), lengths.reshape((-1, 1)))

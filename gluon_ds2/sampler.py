@@ -12,7 +12,7 @@ utterances one process with batch B sees.
 """
 import numpy as np
 
-__all__ = ['SortagradSampler']
+__all__ = ['SortagradSampler', 'sorted_batches']
 
 
 class SortagradSampler:
@@ -38,10 +38,10 @@ class SortagradSampler:
             raise ValueError('batch_size must be positive, got %d' % batch_size)
         if batch_size % num_parts:
             lower = batch_size - batch_size % num_parts
+            valid = [size for size in (lower, lower + num_parts) if size > 0]
             raise ValueError('batch_size %d is not divisible by the number of processes %d: '
-                             'use --batch_size=%d or --batch_size=%d'
-                             % (batch_size, num_parts, max(lower, num_parts),
-                                lower + num_parts))
+                             'use %s' % (batch_size, num_parts,
+                                         ' or '.join('--batch_size=%d' % size for size in valid)))
         if not 0 <= part_index < num_parts:
             raise ValueError('part_index %d out of range for %d parts' % (part_index, num_parts))
         self.batch_size = batch_size
@@ -93,3 +93,13 @@ class SortagradSampler:
             part = self._part(batch)
             if part is not None:
                 yield part
+
+
+def sorted_batches(lengths, batch_size, num_parts=1, part_index=0):
+    """Evaluation order: part ``part_index`` of the length-sorted utterances, batched.
+
+    Parts take every ``num_parts``-th utterance, so nothing is dropped and the
+    parts' batch counts differ by at most one (evaluation needs no lock-step).
+    """
+    order = np.argsort(np.asarray(lengths), kind='mergesort')[part_index::num_parts]
+    return [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]

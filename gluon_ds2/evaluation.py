@@ -1,0 +1,227 @@
+"""Decode a manifest with a model and score it: WER, CER and per-utterance results."""
+import functools
+import logging
+import os
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+from tqdm import tqdm
+
+from .batchify import make_dataloader
+from .checkpoint import (CheckpointError, atomic_write, load_into, read_checkpoint, read_index,
+                         resolve_checkpoint)
+from .config import Config
+from .dataset import SpeechDataset, prepare_entries
+from .decoder import BeamSearchDecoder, greedy_decode_batch
+from .distributed import Distributed
+from .manifest import read_manifests
+from .metrics import ErrorRateAccumulator, char_edits, word_edits
+from .model import DeepSpeech2, output_length
+from .sampler import sorted_batches
+from .vocab import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+__all__ = ['predict', 'evaluate', 'load_model', 'make_decoder', 'write_results',
+           'format_report', 'add_arguments', 'run']
+
+
+def predict(net, features, feature_lengths, contexts):
+    """Logits (N, T', C) float32 numpy and output lengths (N,) for one padded batch.
+
+    The batch is split across ``contexts`` (devices of this process).
+    """
+    parts = gluon.utils.split_and_load(features, contexts, even_split=False)
+    part_lengths = gluon.utils.split_and_load(feature_lengths, contexts, even_split=False)
+    outputs = [net(x, lengths) for x, lengths in zip(parts, part_lengths)]
+    max_steps = max(o.shape[1] for o in outputs)
+    logits = np.concatenate([np.pad(o.asnumpy(), ((0, 0), (0, max_steps - o.shape[1]), (0, 0)))
+                             for o in outputs])
+    return logits, output_length(feature_lengths.asnumpy().astype(np.int64))
+
+
+def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
+    """Decode every batch of ``loader`` and compare with the transcripts.
+
+    Parameters
+    ----------
+    net : DeepSpeech2
+    loader : DataLoader
+        Built over ``batches`` (lists of indices into ``entries``), in order.
+    entries : list of dict
+        From :func:`gluon_ds2.dataset.prepare_entries`.
+    contexts : list of mx.Context
+    decode : callable
+        ``decode(logits, output_lengths) -> list of str``.
+
+    Returns
+    -------
+    accumulator : ErrorRateAccumulator
+        Edit counts over the decoded utterances (sum them across ranks).
+    results : list of dict
+        Per utterance: ``wav_filename``, ``duration``, ``reference``, ``hypothesis``,
+        ``word_edits``, ``reference_words``, ``char_edits``, ``reference_chars``.
+    stats : dict
+        ``skipped`` (unreadable files), ``audio_seconds``, ``decode_seconds``.
+    """
+    accumulator = ErrorRateAccumulator()
+    results, skipped = [], 0
+    audio_seconds = 0.0
+    start = time.time()
+    bar = tqdm(total=sum(len(b) for b in batches), desc='evaluating', unit='utt',
+               disable=not progress, leave=False)
+    for indices, (features, feature_lengths, _, _, skipped_items) in zip(batches, loader):
+        bar.update(len(indices))
+        skipped += len(skipped_items)
+        if features is None:
+            continue
+        bad = {item.wav_filename for item in skipped_items}
+        indices = [i for i in indices if entries[i]['wav_filename'] not in bad]
+        logits, output_lengths = predict(net, features, feature_lengths, contexts)
+        for index, hypothesis in zip(indices, decode(logits, output_lengths)):
+            entry = entries[index]
+            reference = entry['transcript']
+            accumulator.add(reference, hypothesis)
+            audio_seconds += entry['duration']
+            results.append(dict(
+                wav_filename=entry['wav_filename'], duration=entry['duration'],
+                reference=reference, hypothesis=hypothesis,
+                word_edits=word_edits(reference, hypothesis),
+                reference_words=len(reference.split()),
+                char_edits=char_edits(reference, hypothesis), reference_chars=len(reference)))
+    mx.nd.waitall()
+    bar.close()
+    return accumulator, results, dict(skipped=skipped, audio_seconds=audio_seconds,
+                                      decode_seconds=time.time() - start)
+
+
+def load_model(checkpoint_path, contexts, which='best'):
+    """Rebuild a model from a checkpoint alone.
+
+    Parameters
+    ----------
+    checkpoint_path : str
+        A ``.ckpt`` file, or a model directory (then its ``which`` checkpoint:
+        'best' by eval WER, falling back to 'latest' if none was evaluated).
+    contexts : list of mx.Context
+
+    Returns
+    -------
+    (net, cfg, vocab, meta, path)
+    """
+    if os.path.isdir(checkpoint_path) and which == 'best' and \
+            not read_index(checkpoint_path).get('best'):
+        which = 'latest'
+    path = resolve_checkpoint(checkpoint_path, which)
+    meta, archive = read_checkpoint(path)
+    try:
+        cfg = Config.from_json(meta['config'])
+        vocab = Vocabulary(meta['vocabulary'])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError('%s: checkpoint metadata is incomplete or from an incompatible '
+                              'version (%s)' % (path, err)) from None
+    net = DeepSpeech2.from_config(cfg.model, vocab.num_classes, cfg.audio.num_bins)
+    load_into(path, archive, net, ctx=contexts)
+    net.hybridize(static_alloc=True, static_shape=False)
+    return net, cfg, vocab, meta, path
+
+
+def add_arguments(parser):
+    """evaluate.py's flags (beyond the reference, which evaluated inside training)."""
+    parser.add_argument('checkpoint', help='a .ckpt file, or a model directory')
+    parser.add_argument('--which', choices=('best', 'latest'), default='best',
+                        help='with a model directory: its best (by eval WER; the default) or '
+                             'latest checkpoint')
+    parser.add_argument('--eval_data_dir', default=None,
+                        help='manifest(s) to score, comma-separated (default: the eval '
+                             'manifests recorded in the checkpoint)')
+    parser.add_argument('--batch_size', type=int, default=16)
+    parser.add_argument('--num_gpus', type=int, default=None,
+                        help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
+    parser.add_argument('--num_workers', type=int, default=1)
+    parser.add_argument('--decoder', choices=('greedy', 'beam'), default='greedy')
+    parser.add_argument('--beam_width', type=int, default=32)
+    parser.add_argument('--lm', default=None, help='KenLM model (ARPA or binary) for beam search')
+    parser.add_argument('--alpha', type=float, default=0.5, help='LM weight')
+    parser.add_argument('--beta', type=float, default=1.0, help='word insertion bonus')
+    parser.add_argument('--output', default=None,
+                        help='per-utterance results, .jsonl or .csv (default: '
+                             '<model_dir>/eval/<checkpoint>-<manifest>.jsonl)')
+    parser.add_argument('--worst', type=int, default=10,
+                        help='how many of the worst utterances to print')
+    return parser
+
+
+def make_decoder(vocab, decoder='greedy', beam_width=32, lm=None, alpha=0.5, beta=1.0):
+    """``decode(logits, output_lengths) -> list of str`` for the chosen decoder."""
+    if decoder == 'greedy':
+        if lm:
+            raise ValueError('--lm needs --decoder=beam')
+        return functools.partial(greedy_decode_batch, vocab=vocab)
+    beam = BeamSearchDecoder(vocab, beam_width=beam_width, lm_path=lm, alpha=alpha, beta=beta)
+    return beam.decode_batch
+
+
+def write_results(results, path):
+    """Per-utterance results as JSON lines or CSV (by extension), atomically."""
+    import pandas as pd
+    frame = pd.DataFrame(results)
+
+    def write(f):
+        if path.endswith('.csv'):
+            f.write(frame.to_csv(index=False).encode())
+        else:
+            f.write(frame.to_json(orient='records', lines=True).encode())
+    atomic_write(path, write)
+
+
+def format_report(result, stats, worst):
+    """Text summary: corpus and per-utterance error rates, speed, worst utterances."""
+    lines = [
+        'utterances        %d (%.2f h of audio; %d unreadable skipped)'
+        % (result['utterances'], stats['audio_seconds'] / 3600, stats['skipped']),
+        'WER (corpus)      %.4f   total word edits / total reference words' % result['wer'],
+        'CER (corpus)      %.4f   total char edits / total reference chars' % result['cer'],
+        'WER (mean/utt)    %.4f   the reference implementation\'s figure' % result['mean_wer'],
+        'CER (mean/utt)    %.4f' % result['mean_cer'],
+        'decode time       %.1f s, real-time factor %.4f'
+        % (stats['decode_seconds'], stats['decode_seconds'] / max(stats['audio_seconds'], 1e-9)),
+    ]
+    if worst:
+        lines.append('worst utterances (by word errors, then char errors):')
+        for r in worst:
+            lines.append('  %s  (%d word / %d char edits)' % (r['wav_filename'], r['word_edits'],
+                                                             r['char_edits']))
+            lines.append('    REF: %s' % r['reference'])
+            lines.append('    HYP: %s' % r['hypothesis'])
+    return '\n'.join(lines)
+
+
+def run(args):
+    """Evaluate a checkpoint as ``evaluate.py`` was asked; returns (result, stats, output path)."""
+    dist = Distributed()
+    contexts = dist.contexts(args.num_gpus)
+    net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
+    manifests = args.eval_data_dir or cfg.data.eval_data_dir
+    logger.info('checkpoint %s (epoch %s, step %s); scoring %s', path, meta.get('epoch'),
+                meta.get('global_step'), manifests)
+    decode = make_decoder(vocab, args.decoder, args.beam_width, args.lm, args.alpha, args.beta)
+    entries, dropped = prepare_entries(read_manifests(manifests, on_error='skip'), vocab,
+                                       cfg.audio, on_error='skip')
+    if dropped:
+        logger.warning('not scored: %s', dict(dropped))
+    dataset = SpeechDataset(entries, cfg.audio, on_error='skip')
+    batches = sorted_batches(dataset.lengths, args.batch_size)
+    loader = make_dataloader(dataset, batches, num_workers=args.num_workers)
+    accumulator, results, stats = evaluate(net, loader, batches, entries, contexts, decode)
+    result = accumulator.result()
+    output = args.output or os.path.join(
+        os.path.dirname(path), 'eval', '%s-%s.jsonl' % (
+            os.path.splitext(os.path.basename(path))[0],
+            '+'.join(os.path.splitext(os.path.basename(m))[0]
+                     for m in str(manifests).split(','))))
+    write_results(results, output)
+    worst = sorted(results, key=lambda r: (-r['word_edits'], -r['char_edits']))[:args.worst]
+    return result, stats, output, format_report(result, stats, worst)

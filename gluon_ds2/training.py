@@ -1,0 +1,331 @@
+"""Training: data, model, the loop, evaluation cadence, checkpoints, early stop.
+
+One step, in order: forward on each device's slice of the batch, CTC loss,
+backward of the loss averaged over the batch, allreduce (devices, then Horovod
+ranks), global-norm clip, skip if the norm is not finite, optimizer update.
+
+``run(cfg)`` starts fresh or resumes ``cfg.train.model_dir``'s latest
+checkpoint at the same epoch, batch position, step and optimizer state.
+"""
+import functools
+import logging
+import os
+import signal
+import time
+import warnings
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .batchify import make_dataloader
+from .curves import MetricsLog, plot_curves
+from .dataset import SpeechDataset, prepare_entries
+from .decoder import greedy_decode_batch
+from .distributed import setup as setup_distributed
+from .evaluation import evaluate
+from .loss import CTCLoss
+from .manifest import read_manifests
+from .model import DeepSpeech2, output_length
+from .sampler import SortagradSampler, sorted_batches
+from .vocab import Vocabulary
+
+__all__ = ['load_entries', 'train_step', 'train_one_epoch',
+           'run', 'TrainingStopped']
+
+logger = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_NONFINITE = 20
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (e.g. the loss stays NaN); the message says why."""
+
+
+def load_entries(manifests, vocab, cfg, max_duration=None, progress=True):
+    """Manifests -> checked entries (see :func:`prepare_entries`) and drop counts."""
+    df = read_manifests(manifests, on_error=cfg.data.on_bad_input)
+    entries, dropped = prepare_entries(
+        df, vocab, cfg.audio, output_length=output_length, max_duration=max_duration,
+        on_error=cfg.data.on_bad_input, progress=progress)
+    skipped_rows = df.attrs.get('skipped_rows', 0)
+    if skipped_rows:
+        dropped['malformed_row'] += skipped_rows
+    if not entries:
+        raise ValueError('%s: no usable utterances (dropped: %s)' % (manifests, dict(dropped)))
+    return entries, dropped
+
+
+def _make_loader(dataset, batch_sampler, num_workers):
+    # Workers must not see the terminal's Ctrl-C: the training process handles
+    # it (checkpoint, then exit), and worker tracebacks would only hide that.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return make_dataloader(dataset, batch_sampler, num_workers=num_workers)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
+    """One optimizer step on a padded batch.
+
+    Returns
+    -------
+    (mean loss, gradient norm, finite) : (float, float, bool)
+        ``finite`` is False when the step was skipped for a NaN/inf gradient;
+        the decision is taken after the allreduce, so every rank agrees.
+    """
+    features, feature_lengths, labels, label_lengths, _ = batch
+    count = features.shape[0]
+    out_lengths = mx.nd.array(output_length(feature_lengths.asnumpy().astype(np.int64)))
+    split = functools.partial(gluon.utils.split_and_load, ctx_list=contexts, even_split=False)
+    with autograd.record():
+        losses = []
+        for x, xl, y, ol, yl in zip(split(features), split(feature_lengths), split(labels),
+                                    split(out_lengths), split(label_lengths)):
+            losses.append(loss_fn(net(x, xl), y, ol, yl))
+        # Mean over this process's batch; the trainer sums devices (and Horovod
+        # ranks, which update() then divides by the number of ranks).
+        objectives = [loss.sum() / count for loss in losses]
+    autograd.backward(objectives)
+    trainer.allreduce_grads()
+    params = [p for p in net.collect_params().values() if p.grad_req != 'null']
+    factor = dist.gradient_sum_factor
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # NaN is handled below, not warned about
+        import gluonnlp
+        max_norm = clip_gradient * factor if clip_gradient > 0 else float('inf')
+        norm = gluonnlp.utils.clip_grad_global_norm(params, max_norm).asscalar() / factor
+    finite = bool(np.isfinite(norm))
+    if finite:
+        trainer.update(1)
+    mean_loss = float(sum(loss.sum().asscalar() for loss in losses)) / count
+    return mean_loss, norm, finite
+
+
+class _Interrupt:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __enter__(self):
+        self._previous = {s: signal.signal(s, self._handle)
+                          for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.signal = signum
+        logger.warning('%s received: finishing this step, saving a checkpoint, then exiting',
+                       signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def _audio_seconds(feature_lengths, cfg):
+    return float(feature_lengths.sum().asscalar()) * cfg.audio.stride_ms / 1000.0
+
+
+def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, log, save,
+                    interrupt):
+    """Train until the loader is exhausted, max_steps is reached, or a signal arrives.
+
+    ``state`` (epoch, batch_in_epoch, global_step, ...) is updated in place;
+    ``save()`` writes a checkpoint of the current state.
+    """
+    t = cfg.train
+    bar = tqdm(total=len(loader) + state['batch_in_epoch'], initial=state['batch_in_epoch'],
+               desc='epoch %d' % (state['epoch'] + 1), unit='batch', disable=not dist.is_root,
+               dynamic_ncols=True)
+    window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=time.time())
+    for batch in loader:
+        if batch[0] is None:  # every file of the batch was unreadable
+            state['batch_in_epoch'] += 1
+            continue
+        state['skipped_files'] += len(batch[4])
+        loss, norm, finite = train_step(net, trainer, loss_fn, batch, contexts, dist,
+                                        t.clip_gradient)
+        state['batch_in_epoch'] += 1
+        bar.update(1)
+        if not finite:
+            state['nonfinite_steps'] += 1
+            state['consecutive_nonfinite'] += 1
+            logger.warning('step %d: non-finite loss/gradient, update skipped (%d so far)',
+                           state['global_step'], state['nonfinite_steps'])
+            if state['consecutive_nonfinite'] >= MAX_CONSECUTIVE_NONFINITE:
+                raise TrainingStopped(
+                    '%d steps in a row had a NaN/inf loss or gradient; stopping. Lower '
+                    '--learning_rate or --clip_gradient, or check the data (utterances '
+                    'CTC cannot align are dropped; see the log).' % MAX_CONSECUTIVE_NONFINITE)
+        else:
+            state['consecutive_nonfinite'] = 0
+            state['global_step'] += 1
+            if np.isfinite(loss):
+                window['loss'] += loss
+                window['steps'] += 1
+        window['utterances'] += batch[0].shape[0] * dist.size
+        window['audio'] += _audio_seconds(batch[1], cfg) * dist.size
+        elapsed = max(time.time() - window['start'], 1e-9)
+        bar.set_postfix(loss='%.2f' % loss, utt_s='%.1f' % (window['utterances'] / elapsed),
+                        audio_s='%.1f' % (window['audio'] / elapsed), refresh=False)
+        if window['steps'] and state['global_step'] % t.log_every == 0 and finite:
+            log(kind='train', step=state['global_step'], epoch=state['epoch'],
+                loss=window['loss'] / window['steps'], grad_norm=norm,
+                lr=trainer.learning_rate, utterances_per_s=window['utterances'] / elapsed,
+                audio_s_per_s=window['audio'] / elapsed, time=time.time())
+            window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=time.time())
+        if t.checkpoint_every and finite and state['global_step'] % t.checkpoint_every == 0:
+            save()
+        # Ranks must stop on the same step, or the others would wait in allreduce.
+        if dist.any(interrupt.signal is not None) or \
+                (t.max_steps and state['global_step'] >= t.max_steps):
+            break
+    bar.close()
+
+
+def _evaluate_all(net, eval_loader, eval_batches, eval_entries, contexts, dist, vocab):
+    """WER/CER over the whole eval set: each rank decodes its part, counts are summed."""
+    decode = functools.partial(greedy_decode_batch, vocab=vocab)
+    accumulator, _, _ = evaluate(net, eval_loader, eval_batches, eval_entries, contexts, decode,
+                                 progress=dist.is_root)
+    totals = dist.allreduce_sum(accumulator.to_vector(), name='eval_counts')
+    return type(accumulator).from_vector(totals).result()
+
+
+def _resume_state(cfg, dist, net, trainer):
+    """Load model_dir's latest usable checkpoint; returns its meta dict or None.
+
+    Rank 0 chooses the checkpoint; every rank then loads that file (so the
+    optimizer state is restored everywhere; the model directory must be shared
+    by the hosts, as the reference's is). Parameters are broadcast afterwards.
+    """
+    found = ckpt.load_latest(cfg.train.model_dir) if dist.is_root else None
+    path = dist.broadcast_object(found[0] if found else None, name='resume_path')
+    if path is None:
+        return None
+    meta, archive = found[1:] if found else ckpt.read_checkpoint(path)
+    ckpt.load_into(path, archive, net, trainer)
+    if dist.is_root:
+        logger.info('resuming from %s (epoch %d, batch %d, step %d)', path, meta['epoch'] + 1,
+                    meta['batch_in_epoch'], meta['global_step'])
+    return meta
+
+
+def run(cfg):
+    """Train as configured; returns the final state dict (rank 0's view)."""
+    dist = setup_distributed()
+    t = cfg.train
+    mx.random.seed(t.seed + dist.rank)
+    np.random.seed(t.seed)
+    vocab = Vocabulary.from_file(cfg.data.vocabulary_file)
+    contexts = dist.contexts(t.num_gpus)
+    if dist.is_root:
+        os.makedirs(t.model_dir, exist_ok=True)
+
+    progress = dist.is_root
+    train_entries, dropped = load_entries(cfg.data.train_data_dir, vocab, cfg,
+                                          max_duration=cfg.data.max_duration, progress=progress)
+    eval_entries, eval_dropped = load_entries(cfg.data.eval_data_dir, vocab, cfg,
+                                              progress=progress)
+    if dist.is_root:
+        logger.info('train: %d utterances, %.2f h (dropped %s); eval: %d utterances '
+                    '(dropped %s)', len(train_entries),
+                    sum(e['duration'] for e in train_entries) / 3600, dict(dropped) or 'none',
+                    len(eval_entries), dict(eval_dropped) or 'none')
+
+    train_set = SpeechDataset(train_entries, cfg.audio, on_error=cfg.data.on_bad_input)
+    sampler = SortagradSampler(train_set.lengths, t.batch_size, sortagrad=cfg.data.sortagrad,
+                               seed=t.seed, num_parts=dist.size, part_index=dist.rank)
+    train_loader = _make_loader(train_set, sampler, cfg.data.num_workers)
+    eval_set = SpeechDataset(eval_entries, cfg.audio, on_error=cfg.data.on_bad_input)
+    eval_batches = sorted_batches(eval_set.lengths, t.batch_size // dist.size,
+                                  num_parts=dist.size, part_index=dist.rank)
+    eval_loader = _make_loader(eval_set, eval_batches, cfg.data.num_workers)
+
+    net = DeepSpeech2.from_config(cfg.model, vocab.num_classes, cfg.audio.num_bins)
+    net.initialize(mx.init.Xavier(magnitude=2.0), ctx=contexts)
+    net.hybridize(static_alloc=True, static_shape=False)
+    # Deferred initialization: a forward pass on every rank creates the
+    # parameters before they are broadcast from rank 0.
+    probe = mx.nd.zeros((1, 1, 64, cfg.audio.num_bins))
+    for ctx in contexts:
+        net(probe.as_in_context(ctx), mx.nd.array([64], ctx=ctx))
+    trainer = dist.make_trainer(net.collect_params(), 'adam', {'learning_rate': t.learning_rate})
+    meta = _resume_state(cfg, dist, net, trainer)
+    dist.broadcast_parameters(net.collect_params())
+
+    state = dict(epoch=0, batch_in_epoch=0, global_step=0, nonfinite_steps=0,
+                 consecutive_nonfinite=0, skipped_files=0, best_wer=None, last_eval=None,
+                 stopped_early=False)
+    if meta is not None:
+        state.update({k: meta[k] for k in state if k in meta})
+        if sampler.num_batches() and state['batch_in_epoch'] >= sampler.num_batches():
+            state['epoch'] += 1
+            state['batch_in_epoch'] = 0
+    trainer.set_learning_rate(t.learning_rate * t.lr_decay ** state['epoch'])
+
+    metrics_path = os.path.join(t.model_dir, 'metrics.jsonl')
+    metrics = MetricsLog(metrics_path)
+
+    def log(**record):
+        if dist.is_root:
+            metrics.write(**record)
+
+    def save(wer=None):
+        if not dist.is_root:
+            return
+        meta_out = dict(state, config=cfg.to_json(), vocabulary=vocab.to_list(),
+                        num_parts=dist.size, mxnet_version=mx.__version__, time=time.time())
+        path = ckpt.save_checkpoint(t.model_dir, net, trainer, meta_out,
+                                    keep=t.keep_checkpoints, wer=wer)
+        logger.info('saved %s', path)
+
+    loss_fn = CTCLoss()
+    with _Interrupt() as interrupt:
+        while state['epoch'] < t.train_epochs:
+            sampler.set_epoch(state['epoch'], start_batch=state['batch_in_epoch'])
+            train_one_epoch(net, trainer, loss_fn, train_loader, contexts, dist, cfg, state, log,
+                            save, interrupt)
+            if state['batch_in_epoch'] < sampler.num_batches():  # signal or max_steps
+                save()
+                break
+            epoch_done = state['epoch'] + 1
+            wer = None
+            if epoch_done % t.epochs_between_evals == 0 or epoch_done == t.train_epochs:
+                result = _evaluate_all(net, eval_loader, eval_batches, eval_entries, contexts,
+                                       dist, vocab)
+                wer = result['wer']
+                state['last_eval'] = result
+                if state['best_wer'] is None or wer < state['best_wer']:
+                    state['best_wer'] = wer
+                log(kind='eval', step=state['global_step'], epoch=epoch_done, time=time.time(),
+                    **result)
+                if dist.is_root:
+                    logger.info('epoch %d: WER %.4f CER %.4f (corpus); mean per utterance: WER '
+                                '%.4f CER %.4f', epoch_done, result['wer'], result['cer'],
+                                result['mean_wer'], result['mean_cer'])
+            state['epoch'] = epoch_done
+            state['batch_in_epoch'] = 0
+            if t.wer_threshold is not None and wer is not None and wer <= t.wer_threshold:
+                state['stopped_early'] = True
+            save(wer=wer)
+            trainer.set_learning_rate(trainer.learning_rate * t.lr_decay)
+            if state['stopped_early']:
+                if dist.is_root:
+                    logger.info('WER %.4f <= --wer_threshold=%s: stopping early', wer,
+                                t.wer_threshold)
+                break
+            if t.max_steps and state['global_step'] >= t.max_steps:
+                break
+    if dist.is_root:
+        plot = plot_curves(metrics_path, os.path.join(t.model_dir, 'training_curves.png'))
+        if plot:
+            logger.info('training curves: %s', plot)
+    state['interrupted_by'] = interrupt.signal
+    return state
