@@ -9,6 +9,7 @@ FLAC) becomes a skip marker the batchify function drops and counts.
 """
 import collections
 import logging
+import os
 
 import numpy as np
 import soundfile
@@ -39,9 +40,10 @@ def _audio_frames(path, sample_rate, stride_size, window_size):
     """Spectrogram frames of a WAV from its header; raises AudioError."""
     try:
         info = soundfile.info(path)
-    except FileNotFoundError:
-        raise AudioError('%s: audio file not found' % path) from None
     except (RuntimeError, soundfile.LibsndfileError, OSError) as err:
+        # libsndfile reports a missing file as a 'System error', not FileNotFoundError.
+        if not os.path.exists(path):
+            raise AudioError('%s: audio file not found' % path) from None
         raise AudioError('%s: cannot read audio header (%s)' % (path, err)) from None
     if info.samplerate != sample_rate:
         raise AudioError('%s: expected %d Hz audio, found %d Hz'

@@ -4,6 +4,8 @@ One utterance flows: ``read_audio`` (soundfile; optional resample/downmix) ->
 ``spectrogram`` (Hann-windowed frames, rfft, scaled power, log) ->
 ``normalize`` (per-bin mean/std over the utterance's frames).
 """
+import os
+
 import numpy as np
 import soundfile
 
@@ -36,9 +38,10 @@ def read_audio(path, sample_rate, convert=False):
     """
     try:
         samples, file_rate = soundfile.read(path, dtype='float64', always_2d=True)
-    except FileNotFoundError:
-        raise AudioError('%s: audio file not found' % path) from None
     except (RuntimeError, soundfile.LibsndfileError, OSError) as err:
+        # libsndfile reports a missing file as a 'System error', not FileNotFoundError.
+        if not os.path.exists(path):
+            raise AudioError('%s: audio file not found' % path) from None
         raise AudioError('%s: cannot read audio (%s)' % (path, err)) from None
     if samples.shape[0] == 0:
         raise AudioError('%s: audio file holds no samples' % path)

@@ -1,0 +1,293 @@
+"""Manifest rows -> checked entries -> features and labels -> padded batches."""
+import collections
+import os
+
+import numpy as np
+import pytest
+import soundfile
+
+from gluon_ds2.batchify import make_dataloader
+from gluon_ds2.config import AudioConfig
+from gluon_ds2.dataset import (SkippedUtterance, SpeechDataset, ctc_min_output_length,
+                               prepare_entries)
+from gluon_ds2.featurizer import featurize
+from gluon_ds2.manifest import read_manifest
+from gluon_ds2.model import output_length
+from gluon_ds2.sampler import SortagradSampler
+from gluon_ds2.vocab import Vocabulary
+
+RATE = 16000
+AUDIO = AudioConfig()
+VOCAB = Vocabulary.from_file()
+
+
+def tone(num_samples, frequency, rate=RATE, channels=1, seed=0):
+    t = np.arange(num_samples) / rate
+    signal = 0.4 * np.sin(2 * np.pi * frequency * t)
+    signal = signal + 0.05 * np.random.RandomState(seed).randn(num_samples)
+    return np.stack([signal] * channels, axis=1) if channels > 1 else signal
+
+
+def write_audio(directory, name, samples, rate=RATE):
+    path = os.path.join(str(directory), name)
+    soundfile.write(path, samples, rate, subtype='PCM_16')
+    return path
+
+
+def write_manifest_file(path, rows):
+    """A manifest in the reference's format, written by hand: (wav, transcript) rows."""
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write('wav_filename\twav_filesize\ttranscript\n')
+        for wav, transcript in rows:
+            size = os.path.getsize(wav) if os.path.exists(wav) else 0
+            f.write('%s\t%d\t%s\n' % (wav, size, transcript))
+    return str(path)
+
+
+def frames_of(num_samples):
+    return (num_samples - 320) // 160 + 1
+
+
+# (file name, samples, transcript) of utterances that are fine.
+GOOD = [
+    ('one.wav', 9600, 'hi'),
+    ('two.wav', 16000, "it's a tone"),
+    ('three.flac', 20800, 'a b c'),
+    ('four.wav', 12345, 'yes'),
+    ('five.wav', 17777, 'noise and tone'),
+]
+
+
+@pytest.fixture
+def good_rows(tmp_path):
+    rows = []
+    for index, (name, num_samples, transcript) in enumerate(GOOD):
+        path = write_audio(tmp_path, name, tone(num_samples, 200 + 150 * index, seed=index))
+        rows.append((path, transcript))
+    return rows
+
+
+@pytest.fixture
+def bad_rows(tmp_path):
+    """One row of each bad kind, with the Counter key it is dropped under."""
+    garbage = tmp_path / 'garbage.wav'
+    garbage.write_bytes(b'RIFF but not really a wave file at all' * 10)
+    return [
+        ((str(tmp_path / 'missing.wav'), 'missing file'), 'bad_audio'),
+        ((str(garbage), 'unreadable file'), 'bad_audio'),
+        ((write_audio(tmp_path, 'narrow.wav', tone(8000, 300, rate=8000), rate=8000),
+          'wrong rate'), 'bad_audio'),
+        ((write_audio(tmp_path, 'stereo.wav', tone(16000, 300, channels=2)), 'two channels'),
+         'bad_audio'),
+        ((write_audio(tmp_path, 'silent.wav', tone(16000, 300)), ''), 'empty_transcript'),
+        ((write_audio(tmp_path, 'shout.wav', tone(16000, 300)), 'Hello, world!'),
+         'bad_transcript'),
+    ]
+
+
+def test_prepare_entries_keeps_good_rows(tmp_path, good_rows):
+    manifest = write_manifest_file(tmp_path / 'good.tsv', good_rows)
+    entries, dropped = prepare_entries(read_manifest(manifest), VOCAB, AUDIO, progress=False)
+    assert dropped == collections.Counter()
+    assert [e['wav_filename'] for e in entries] == [wav for wav, _ in good_rows]
+    for entry, (name, num_samples, transcript) in zip(entries, GOOD):
+        assert entry['transcript'] == transcript
+        assert entry['labels'] == [VOCAB.tokens.index(ch) for ch in transcript]
+        assert entry['frames'] == frames_of(num_samples)
+        assert entry['duration'] == pytest.approx(num_samples / RATE, abs=1e-12)
+        assert entry['wav_filesize'] == os.path.getsize(entry['wav_filename'])
+
+
+def test_bad_rows_are_skipped_and_counted(tmp_path, good_rows, bad_rows):
+    # Interleave bad rows between the good ones.
+    rows, expected = [], collections.Counter()
+    for index, good in enumerate(good_rows):
+        rows.append(good)
+        if index < len(bad_rows):
+            rows.append(bad_rows[index][0])
+            expected[bad_rows[index][1]] += 1
+    rows.extend(row for row, _ in bad_rows[len(good_rows):])
+    expected.update(kind for _, kind in bad_rows[len(good_rows):])
+    manifest = write_manifest_file(tmp_path / 'mixed.tsv', rows)
+    entries, dropped = prepare_entries(read_manifest(manifest), VOCAB, AUDIO, on_error='skip',
+                                       progress=False)
+    assert dropped == expected == collections.Counter(
+        bad_audio=4, empty_transcript=1, bad_transcript=1)
+    assert [e['wav_filename'] for e in entries] == [wav for wav, _ in good_rows]
+
+
+def expected_reason(kind_row, manifest, line):
+    wav = kind_row[0]
+    where = '%s, line %d: ' % (manifest, line)
+    name = os.path.basename(wav)
+    if name == 'missing.wav':
+        return where + '%s: audio file not found' % wav
+    if name == 'garbage.wav':
+        return where + '%s: cannot read audio header (' % wav
+    if name == 'narrow.wav':
+        return where + '%s: expected 16000 Hz audio, found 8000 Hz' % wav
+    if name == 'stereo.wav':
+        return where + '%s: expected mono audio, found 2 channels' % wav
+    if name == 'silent.wav':
+        return where + 'empty transcript for %s' % wav
+    return where + "transcript has characters not in the vocabulary: '!,H'"
+
+
+def test_bad_rows_fail_naming_manifest_and_line(tmp_path, good_rows, bad_rows):
+    for index, (row, _) in enumerate(bad_rows):
+        manifest = write_manifest_file(tmp_path / ('fail%d.tsv' % index), good_rows[:2] + [row])
+        df = read_manifest(manifest)
+        with pytest.raises(ValueError) as info:
+            prepare_entries(df, VOCAB, AUDIO, on_error='fail', progress=False)
+        message = expected_reason(row, manifest, 4)
+        if message.endswith('('):
+            assert str(info.value).startswith(message)
+        else:
+            assert str(info.value) == message
+
+
+def test_on_error_must_be_known(tmp_path, good_rows):
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', good_rows))
+    with pytest.raises(ValueError) as info:
+        prepare_entries(df, VOCAB, AUDIO, on_error='ignore')
+    assert str(info.value) == "on_error must be 'skip' or 'fail', got 'ignore'"
+
+
+def test_max_duration_drops_long_utterances(tmp_path, good_rows):
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', good_rows))
+    entries, dropped = prepare_entries(df, VOCAB, AUDIO, max_duration=1.0, progress=False)
+    kept = [wav for (wav, _), (_, n, _) in zip(good_rows, GOOD) if n <= RATE]
+    assert [e['wav_filename'] for e in entries] == kept
+    assert dropped == collections.Counter(too_long=len(GOOD) - len(kept))
+
+
+def ctc_min_frames(labels):
+    """Fewest frames with a CTC path for ``labels``: breadth-first over CTC states."""
+    blank = -1
+    extended = [blank]
+    for label in labels:
+        extended += [label, blank]
+    states, frames = {0, 1} if labels else {0}, 1
+    final = {len(extended) - 1, len(extended) - 2} if labels else {0}
+    while not states & final:
+        following = set()
+        for s in states:
+            following.update((s, s + 1))
+            if s + 2 < len(extended) and extended[s + 2] != blank and \
+                    extended[s + 2] != extended[s]:
+                following.add(s + 2)
+        states, frames = {s for s in following if s < len(extended)}, frames + 1
+    return frames
+
+
+@pytest.mark.parametrize('text', ['a', 'ab', 'aa', 'aab', 'abba', 'aaa', 'a a', 'hello world'])
+def test_ctc_min_output_length(text):
+    labels = VOCAB.encode(text)
+    assert ctc_min_output_length(labels) == ctc_min_frames(labels)
+
+
+def test_unalignable_utterances_are_dropped(tmp_path):
+    num_samples = 4800
+    steps = output_length(frames_of(num_samples))
+    assert steps == 8
+    wav = write_audio(tmp_path, 'short.wav', tone(num_samples, 500))
+    rows = [(wav, 'abcdefgh'),       # 8 steps: fits exactly
+            (wav, 'abcdefgg'),       # 8 labels + a repeat: 9 steps
+            (wav, 'abcdefghi'),      # 9 labels
+            (wav, 'aa'),
+            (wav, 'the quick brown fox')]
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', rows))
+    entries, dropped = prepare_entries(df, VOCAB, AUDIO, output_length=output_length,
+                                       progress=False)
+    assert [e['transcript'] for e in entries] == ['abcdefgh', 'aa']
+    assert dropped == collections.Counter(unalignable=3)
+    # Without a model's output_length nothing is checked.
+    entries, dropped = prepare_entries(df, VOCAB, AUDIO, progress=False)
+    assert len(entries) == 5 and not dropped
+
+
+def expected_item(entry):
+    samples = soundfile.read(entry['wav_filename'], dtype='int16')[0] / 32768.0
+    return featurize(samples, AUDIO), np.array(VOCAB.encode(entry['transcript']))
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_dataloader_batches(tmp_path, good_rows, num_workers):
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', good_rows))
+    entries, _ = prepare_entries(df, VOCAB, AUDIO, progress=False)
+    dataset = SpeechDataset(entries, AUDIO)
+    assert dataset.lengths == [os.path.getsize(wav) for wav, _ in good_rows]
+    sampler = SortagradSampler(dataset.lengths, batch_size=2)
+    loader = make_dataloader(dataset, sampler, num_workers=num_workers)
+    seen = []
+    for batch_indices, batch in zip(list(sampler), loader):
+        features, feature_lengths, labels, label_lengths, skipped = batch
+        assert skipped == []
+        items = [expected_item(entries[i]) for i in batch_indices]
+        frames = [len(f) for f, _ in items]
+        assert frames == [entries[i]['frames'] for i in batch_indices]
+        assert features.shape == (len(items), 1, max(frames), 161)
+        assert feature_lengths.asnumpy().tolist() == frames
+        assert labels.shape == (len(items), max(len(l) for _, l in items))
+        assert label_lengths.asnumpy().tolist() == [len(l) for _, l in items]
+        features, labels = features.asnumpy(), labels.asnumpy()
+        for row, (expected_features, expected_labels) in enumerate(items):
+            n, m = len(expected_features), len(expected_labels)
+            np.testing.assert_allclose(features[row, 0, :n], expected_features, atol=1e-5)
+            assert np.all(features[row, 0, n:] == 0)
+            assert labels[row, :m].tolist() == expected_labels.tolist()
+            assert np.all(labels[row, m:] == -1)
+        seen.extend(batch_indices)
+    assert sorted(seen) == list(range(len(entries)))
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_file_broken_after_checking_is_reported_in_the_batch(tmp_path, good_rows, num_workers):
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', good_rows))
+    entries, _ = prepare_entries(df, VOCAB, AUDIO, progress=False)
+    deleted, truncated = entries[0]['wav_filename'], entries[2]['wav_filename']
+    assert truncated.endswith('.flac')
+    os.remove(deleted)
+    data = open(truncated, 'rb').read()
+    open(truncated, 'wb').write(data[:len(data) // 2])
+
+    dataset = SpeechDataset(entries, AUDIO)
+    assert dataset[0] == SkippedUtterance(deleted, '%s: audio file not found' % deleted)
+    assert dataset[2].wav_filename == truncated
+    assert dataset[2].reason.startswith('%s: cannot read audio (' % truncated)
+
+    class Fixed:
+        """Batches of dataset indices in a fixed order."""
+        def __iter__(self):
+            return iter([[0, 1], [2], [3, 4]])
+
+        def __len__(self):
+            return 3
+
+    batches = list(make_dataloader(dataset, Fixed(), num_workers=num_workers))
+    features, feature_lengths, _, label_lengths, skipped = batches[0]
+    assert skipped == [dataset[0]]
+    assert isinstance(skipped[0], SkippedUtterance)
+    assert features.shape == (1, 1, entries[1]['frames'], 161)
+    assert feature_lengths.asnumpy().tolist() == [entries[1]['frames']]
+    assert label_lengths.asnumpy().tolist() == [len(entries[1]['labels'])]
+    assert batches[1][:4] == (None, None, None, None)
+    assert batches[1][4] == [dataset[2]]
+    assert batches[2][4] == []
+
+    strict = SpeechDataset(entries, AUDIO, on_error='fail')
+    with pytest.raises(ValueError) as info:
+        strict[0]
+    assert str(info.value) == '%s: audio file not found' % deleted
+
+
+def test_truncated_wav_reads_as_shorter_audio(tmp_path, good_rows):
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', good_rows))
+    entries, _ = prepare_entries(df, VOCAB, AUDIO, progress=False)
+    path = entries[1]['wav_filename']
+    data = open(path, 'rb').read()
+    header = len(data) - 2 * GOOD[1][1]
+    open(path, 'wb').write(data[:header + 2 * 8000])    # header and 8000 samples
+    features, labels = SpeechDataset(entries, AUDIO)[1]
+    assert features.shape == (frames_of(8000), 161)
+    assert labels.tolist() == entries[1]['labels']

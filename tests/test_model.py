@@ -1,0 +1,172 @@
+"""DeepSpeech2 block: output lengths, parameter counts, padding independence."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_ds2.model import DeepSpeech2, conv_output_length, output_length
+
+BINS = 161
+CLASSES = 29
+
+
+def small_model(rnn_type='lstm', is_bidirectional=True, use_bias=True, layers=2, seed=0):
+    """A tiny DeepSpeech2 with random weights and random BatchNorm statistics.
+
+    Non-trivial running statistics make BatchNorm shift padded frames away from
+    zero in inference mode, which is what the model's masking must undo.
+    """
+    mx.random.seed(seed)
+    net = DeepSpeech2(CLASSES, num_bins=BINS, rnn_hidden_size=6, rnn_hidden_layers=layers,
+                      rnn_type=rnn_type, is_bidirectional=is_bidirectional, use_bias=use_bias,
+                      conv_filters=3)
+    net.initialize(mx.init.Xavier(magnitude=2.0))
+    net(mx.nd.zeros((1, 1, 48, BINS)), mx.nd.array([48]))
+    rng = np.random.RandomState(seed)
+    for name, param in net.collect_params().items():
+        if name.endswith(('running_mean', 'beta')):
+            param.set_data(mx.nd.array(rng.uniform(-0.5, 0.5, param.shape)))
+        elif name.endswith(('running_var', 'gamma')):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 2.0, param.shape)))
+    net.hybridize(static_alloc=True)
+    return net
+
+
+def features(frames, seed):
+    return np.random.RandomState(seed).randn(frames, BINS).astype(np.float32)
+
+
+def run(net, utterances, padded_frames=None):
+    """Zero-pad ``utterances`` (list of (T, bins)) into one batch and run ``net``."""
+    lengths = [len(u) for u in utterances]
+    total = padded_frames or max(lengths)
+    batch = np.zeros((len(utterances), 1, total, BINS), dtype=np.float32)
+    for i, u in enumerate(utterances):
+        batch[i, 0, :len(u)] = u
+    return net(mx.nd.array(batch), mx.nd.array(lengths)).asnumpy()
+
+
+def independent_output_length(frames):
+    """Size after the convs by counting the positions each kernel can take."""
+    for kernel, stride, padding in ((41, 2, 20), (21, 2, 10)):
+        padded = frames + 2 * padding
+        frames = len(range(0, padded - kernel + 1, stride))
+    return frames
+
+
+def test_output_length_formula():
+    for frames in range(1, 400):
+        assert output_length(frames) == independent_output_length(frames)
+    assert output_length(161, axis=1) == 81
+    assert conv_output_length(100, 41, 2, 20) == 50
+    lengths = np.array([1, 2, 3, 100, 1001])
+    np.testing.assert_array_equal(output_length(lengths),
+                                  [independent_output_length(n) for n in lengths])
+    for dtype in ('int32', 'float32'):
+        np.testing.assert_array_equal(output_length(mx.nd.array(lengths, dtype=dtype)).asnumpy(),
+                                      output_length(lengths))
+
+
+def test_output_length_is_the_models_time_dimension():
+    net = small_model()
+    for frames in list(range(1, 26)) + [31, 32, 33, 64, 99, 100, 101, 257]:
+        logits = run(net, [features(frames, frames)])
+        assert logits.shape == (1, output_length(frames), CLASSES)
+        assert np.all(np.isfinite(logits))
+
+
+def lstm_parameters(input_size, hidden, gates):
+    # MXNet's fused RNN keeps two bias vectors (i2h and h2h) per gate set.
+    return gates * hidden * (input_size + hidden) + 2 * gates * hidden
+
+
+@pytest.mark.parametrize('rnn_type, gates, expected', [
+    ('lstm', 4, 83526333),
+    ('gru', 3, None),
+])
+def test_reference_parameter_count(rnn_type, gates, expected):
+    net = DeepSpeech2(CLASSES, num_bins=BINS, rnn_hidden_size=800, rnn_hidden_layers=5,
+                      rnn_type=rnn_type, is_bidirectional=True)
+    net.initialize()
+    # Shapes only: no 83M-parameter forward pass.
+    net.infer_shape(mx.nd.zeros((1, 1, 9, BINS)), mx.nd.array([9]))
+    params = net.collect_params()
+    counted = sum(int(np.prod(p.shape)) for name, p in params.items()
+                  if not name.endswith(('running_mean', 'running_var')))
+
+    conv = 32 * 1 * 41 * 11 + 32 * 32 * 21 * 11
+    conv_bn = 2 * (2 * 32)
+    rnn_input = 32 * 81
+    rnn = 2 * lstm_parameters(rnn_input, 800, gates) + 4 * 2 * lstm_parameters(1600, 800, gates)
+    rnn_bn = 4 * 2 * 1600
+    output = 2 * 1600 + 1600 * CLASSES + CLASSES
+    analytic = conv + conv_bn + rnn + rnn_bn + output
+    assert counted == analytic
+    if expected is not None:
+        assert counted == expected
+
+
+def test_padded_batch_gives_each_utterance_its_own_logits():
+    net = small_model()
+    lengths = [57, 90, 23, 64]
+    utterances = [features(n, seed=n) for n in lengths]
+    batch = run(net, utterances, padded_frames=112)
+    for i, u in enumerate(utterances):
+        alone = run(net, [u])
+        valid = output_length(len(u))
+        assert alone.shape[1] == valid
+        np.testing.assert_allclose(batch[i, :valid], alone[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('rnn_type', ['lstm', 'gru', 'rnn_tanh', 'rnn_relu'])
+@pytest.mark.parametrize('is_bidirectional', [True, False])
+def test_variants_build_and_run(rnn_type, is_bidirectional):
+    net = small_model(rnn_type=rnn_type, is_bidirectional=is_bidirectional, use_bias=False)
+    directions = 2 if is_bidirectional else 1
+    params = net.collect_params()
+    assert params[net.output.weight.name].shape == (CLASSES, 6 * directions)
+    assert net.output.bias is None
+    utterances = [features(40, 1), features(29, 2)]
+    logits = run(net, utterances)
+    assert logits.shape == (2, output_length(40), CLASSES)
+    assert np.all(np.isfinite(logits))
+    np.testing.assert_allclose(logits[1, :output_length(29)], run(net, utterances[1:])[0],
+                               rtol=0, atol=1e-5)
+
+
+def test_unknown_rnn_type():
+    with pytest.raises(ValueError) as info:
+        DeepSpeech2(CLASSES, rnn_type='transformer')
+    assert str(info.value) == ("rnn_type must be one of lstm, gru, rnn_tanh, rnn_relu; "
+                               "got 'transformer'")
+
+
+@pytest.mark.parametrize('is_bidirectional', [True, False])
+def test_first_frame_sees_the_last_valid_frame_only_if_bidirectional(is_bidirectional):
+    net = small_model(is_bidirectional=is_bidirectional)
+    # Long enough that the convs' receptive field at frame 0 (41 input frames) misses the end.
+    frames = 60
+    utterance = features(frames, seed=3)
+    base = run(net, [utterance], padded_frames=128)
+    changed = utterance.copy()
+    changed[-1] += 3.0
+    first = run(net, [changed], padded_frames=128)[0, 0] - base[0, 0]
+    if is_bidirectional:
+        assert np.max(np.abs(first)) > 1e-5
+    else:
+        assert np.max(np.abs(first)) < 1e-7
+
+
+def test_valid_frames_do_not_see_padding_past_the_first_convs_reach():
+    net = small_model()
+    frames = 60
+    utterance = features(frames, seed=4)
+    batch = np.zeros((1, 1, 128, BINS), dtype=np.float32)
+    batch[0, 0, :frames] = utterance
+    clean = net(mx.nd.array(batch), mx.nd.array([frames])).asnumpy()
+    # The first conv (kernel 41, padding 20) reads up to 20 frames past the last valid
+    # one, as the reference's own zero padding; anything further must not matter.
+    batch[0, 0, frames + 20:] = 5.0 * np.random.RandomState(5).randn(128 - frames - 20, BINS)
+    noisy = net(mx.nd.array(batch), mx.nd.array([frames])).asnumpy()
+    valid = output_length(frames)
+    np.testing.assert_allclose(noisy[0, :valid], clean[0, :valid], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(clean[0, :valid], run(net, [utterance])[0], rtol=0, atol=1e-5)
