@@ -1,0 +1,145 @@
+"""CTC output -> transcript: greedy decoding, and beam search with an optional KenLM model.
+
+Greedy decoding is the reference's ``DeepSpeechDecoder.decode``: argmax per
+frame, merge repeats, drop blanks; unlike the reference it reads only the
+first ``output_length`` frames of each utterance, so padding frames cannot add
+characters. Its output is not white-space normalized, as in the reference.
+
+Beam search is pyctcdecode (pure Python), with KenLM n-gram shallow fusion
+when a model is given. Both are optional extras::
+
+    pip install pyctcdecode kenlm   # kenlm builds from source: needs g++, about a minute
+
+pyctcdecode strips and collapses white space in what it returns.
+"""
+import os
+
+import numpy as np
+
+__all__ = ['greedy_decode', 'greedy_decode_batch', 'BeamSearchDecoder']
+
+# KenLM binary files start with this; anything else is read as ARPA text.
+_KENLM_BINARY_MAGIC = b'mmap lm http://kheafield.com/code'
+
+
+def _check_logits(logits, output_lengths, vocab):
+    """Validate (N, T, C) logits against the vocabulary and (N,) lengths."""
+    if logits.ndim != 3 or logits.shape[2] != vocab.num_classes:
+        raise ValueError('expected logits of shape (N, T, %d) for a vocabulary of %d tokens '
+                         'plus the blank, got %s'
+                         % (vocab.num_classes, len(vocab.tokens), logits.shape))
+    if output_lengths.shape != logits.shape[:1]:
+        raise ValueError('expected %d output lengths, got an array of shape %s'
+                         % (logits.shape[0], output_lengths.shape))
+    if np.any(output_lengths < 0) or np.any(output_lengths > logits.shape[1]):
+        raise ValueError('output lengths must lie in [0, %d] (the frames of the logits), got %s'
+                         % (logits.shape[1], output_lengths))
+
+
+def greedy_decode(logits, length, vocab):
+    """Best path of one utterance: argmax over (T, C) logits or log-probabilities -> str."""
+    logits = np.asarray(logits)
+    return greedy_decode_batch(logits[np.newaxis], np.array([length]), vocab)[0]
+
+
+def greedy_decode_batch(logits, output_lengths, vocab):
+    """Best path of each utterance in a batch.
+
+    Parameters
+    ----------
+    logits : numpy.ndarray, shape (N, T, C)
+        Logits or log-probabilities; C is ``vocab.num_classes``, the blank last.
+    output_lengths : numpy.ndarray, shape (N,)
+        Valid frames of each utterance (``model.output_length`` of its input length).
+    vocab : gluon_ds2.vocab.Vocabulary
+
+    Returns
+    -------
+    list of str
+    """
+    logits = np.asarray(logits)
+    output_lengths = np.asarray(output_lengths).astype(np.int64)
+    _check_logits(logits, output_lengths, vocab)
+    best_paths = logits.argmax(axis=2)  # (N, T)
+    transcripts = []
+    for best_path, length in zip(best_paths, output_lengths):
+        best_path = best_path[:length]
+        # Keep the first frame of each run of equal ids, then drop the blanks.
+        run_starts = np.ones(len(best_path), dtype=bool)
+        run_starts[1:] = best_path[1:] != best_path[:-1]
+        ids = best_path[run_starts]
+        transcripts.append(vocab.decode(ids[ids != vocab.blank_id].tolist()))
+    return transcripts
+
+
+def _log_softmax(logits):
+    """log-probabilities over the last axis, computed in float64 and returned as float32."""
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).astype(np.float32)
+
+
+def _is_kenlm_binary(path):
+    with open(path, 'rb') as f:
+        return f.read(len(_KENLM_BINARY_MAGIC)) == _KENLM_BINARY_MAGIC
+
+
+class BeamSearchDecoder:
+    """CTC prefix beam search (pyctcdecode), with an optional KenLM word n-gram model.
+
+    Parameters
+    ----------
+    vocab : gluon_ds2.vocab.Vocabulary
+    beam_width : int
+        Prefixes kept after each frame.
+    lm_path : str or None
+        KenLM model, ARPA text or KenLM binary; its words must match the
+        transcripts' normalization (lower case).
+    alpha : float
+        Weight of the language model's log-probability (shallow fusion).
+    beta : float
+        Bonus per decoded word, offsetting the LM's preference for short outputs.
+    unigrams : collection of str or None
+        The LM's vocabulary, which pyctcdecode uses to penalize out-of-vocabulary
+        partial words. Read from the file when ``lm_path`` is ARPA; a binary model
+        does not list it, and pyctcdecode warns if it is not given.
+    """
+
+    def __init__(self, vocab, beam_width=100, lm_path=None, alpha=0.5, beta=1.0, unigrams=None):
+        try:
+            import pyctcdecode
+        except ImportError:
+            raise RuntimeError('beam search decoding needs pyctcdecode, an optional extra: '
+                               'pip install pyctcdecode') from None
+        if lm_path is not None:
+            try:
+                import kenlm  # noqa: F401  (pyctcdecode only logs a warning when it is missing)
+            except ImportError:
+                raise RuntimeError('decoding with a language model needs the kenlm module: '
+                                   'pip install kenlm (builds from source with g++), or '
+                                   'pip install https://github.com/kpu/kenlm/archive/master.zip'
+                                   ) from None
+            if not os.path.isfile(lm_path):
+                raise ValueError('%s: language model file not found' % lm_path)
+            if unigrams is None and not _is_kenlm_binary(lm_path):
+                from pyctcdecode.language_model import load_unigram_set_from_arpa
+                unigrams = load_unigram_set_from_arpa(lm_path)
+        if beam_width < 1:
+            raise ValueError('beam_width must be at least 1, got %r' % (beam_width,))
+        self.vocab = vocab
+        self.beam_width = beam_width
+        # pyctcdecode wants one label per class: the blank is '' at its index, space is ' '.
+        labels = list(vocab.tokens) + ['']
+        self._decoder = pyctcdecode.build_ctcdecoder(
+            labels, kenlm_model_path=lm_path, unigrams=unigrams, alpha=alpha, beta=beta)
+
+    def decode_batch(self, logits, output_lengths):
+        """(N, T, C) logits and (N,) valid frames -> list of N transcripts."""
+        logits = np.asarray(logits)
+        output_lengths = np.asarray(output_lengths).astype(np.int64)
+        _check_logits(logits, output_lengths, self.vocab)
+        log_probs = _log_softmax(logits)
+        # An utterance with no frames decodes to ''; pyctcdecode would warn on the empty array.
+        return [self._decoder.decode(utterance[:length], beam_width=self.beam_width)
+                if length else '' for utterance, length in zip(log_probs, output_lengths)]
+

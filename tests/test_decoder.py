@@ -1,0 +1,162 @@
+"""Greedy decoding on hand-built logits; beam search against greedy and with a KenLM model."""
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode, greedy_decode_batch
+from gluon_ds2.lm import write_arpa
+from gluon_ds2.vocab import Vocabulary
+
+VOCAB = Vocabulary.from_file()
+LM_SENTENCES = ['the cat sat on the mat', 'the cat ate the fish', 'a cat and the dog',
+                'the dog sat', 'the cat']
+
+
+def path_logits(path, vocab=VOCAB):
+    """(T, C) logits whose argmax spells ``path`` frame by frame; '_' is the blank."""
+    ids = [vocab.blank_id if ch == '_' else vocab.encode(ch)[0] for ch in path]
+    logits = np.zeros((len(ids), vocab.num_classes), dtype=np.float32)
+    logits[np.arange(len(ids)), ids] = 1.0
+    return logits
+
+
+@pytest.mark.parametrize('path, expected', [
+    ('hheel_llo', 'hello'),        # repeats merge; a blank separates the double l
+    ('hhel_lo', 'hello'),
+    ('a_a_a', 'aaa'),
+    ('aaa', 'a'),
+    ('_____', ''),
+    ('__a b__', 'a b'),
+    ("  it's  ", " it's "),        # spaces are kept as decoded, like the reference
+])
+def test_greedy_on_hand_built_paths(path, expected):
+    assert greedy_decode(path_logits(path), len(path), VOCAB) == expected
+
+
+def test_greedy_reads_only_the_valid_frames():
+    logits = np.stack([path_logits('ab_c'), path_logits('xyzz')])
+    assert greedy_decode_batch(logits, np.array([2, 4]), VOCAB) == ['ab', 'xyz']
+    assert greedy_decode_batch(logits, [0, 3], VOCAB) == ['', 'xyz']
+    # A repeat that straddles the cut is one character either way.
+    assert greedy_decode(path_logits('aab'), 2, VOCAB) == 'a'
+
+
+def test_greedy_checks_shapes():
+    logits = np.zeros((2, 5, VOCAB.num_classes - 1))
+    with pytest.raises(ValueError, match=r'expected logits of shape \(N, T, 29\)'):
+        greedy_decode_batch(logits, [5, 5], VOCAB)
+    logits = np.zeros((2, 5, VOCAB.num_classes))
+    with pytest.raises(ValueError, match='output lengths must lie in'):
+        greedy_decode_batch(logits, [5, 6], VOCAB)
+    with pytest.raises(ValueError, match='expected 2 output lengths'):
+        greedy_decode_batch(logits, [5], VOCAB)
+
+
+def test_missing_pyctcdecode_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'pyctcdecode', None)
+    with pytest.raises(RuntimeError, match='pip install pyctcdecode'):
+        BeamSearchDecoder(VOCAB)
+
+
+def test_missing_kenlm_is_a_clear_error(monkeypatch, tmp_path):
+    pytest.importorskip('pyctcdecode')
+    monkeypatch.setitem(sys.modules, 'kenlm', None)
+    with pytest.raises(RuntimeError, match='pip install kenlm'):
+        BeamSearchDecoder(VOCAB, lm_path=str(tmp_path / 'lm.arpa'))
+
+
+def random_peaky_logits(rng, frames):
+    """Logits with one clearly winning class per frame, blanks and repeats common."""
+    logits = rng.normal(size=(frames, VOCAB.num_classes)).astype(np.float32)
+    winners = rng.choice([VOCAB.blank_id, 1, 2, 0, rng.integers(VOCAB.num_classes)], size=frames)
+    logits[np.arange(frames), winners] += 6.0
+    return logits
+
+
+def test_beam_width_one_without_lm_equals_greedy():
+    pytest.importorskip('pyctcdecode')
+    decoder = BeamSearchDecoder(VOCAB, beam_width=1)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        logits = np.stack([random_peaky_logits(rng, 30) for _ in range(4)])
+        lengths = rng.integers(0, 31, size=4)
+        greedy = greedy_decode_batch(logits, lengths, VOCAB)
+        beam = decoder.decode_batch(logits, lengths)
+        # pyctcdecode collapses and strips white space; greedy keeps it.
+        assert beam == [' '.join(text.split()) for text in greedy]
+
+
+def test_beam_search_checks_arguments(tmp_path):
+    pytest.importorskip('pyctcdecode')
+    with pytest.raises(ValueError, match='beam_width must be at least 1'):
+        BeamSearchDecoder(VOCAB, beam_width=0)
+    pytest.importorskip('kenlm')
+    with pytest.raises(ValueError, match='missing.arpa: language model file not found'):
+        BeamSearchDecoder(VOCAB, lm_path=str(tmp_path / 'missing.arpa'))
+    with pytest.raises(ValueError, match=r'expected logits of shape \(N, T, 29\)'):
+        BeamSearchDecoder(VOCAB).decode_batch(np.zeros((1, 3, 5)), [3])
+
+
+def ambiguous_logits():
+    """(1, T, C) logits spelling 'the ?at' where '?' is 'k' (0.5) or 'c' (0.4)."""
+    frames = []
+    for ch in 'the_ #at':
+        probs = np.full(VOCAB.num_classes, 0.1 / (VOCAB.num_classes - 1))
+        if ch == '#':
+            probs[:] = 0.1 / (VOCAB.num_classes - 2)
+            probs[VOCAB.encode('k')[0]], probs[VOCAB.encode('c')[0]] = 0.5, 0.4
+        else:
+            probs[VOCAB.blank_id if ch == '_' else VOCAB.encode(ch)[0]] = 0.9
+        frames.append(np.log(probs))
+    return np.array(frames, dtype=np.float32)[np.newaxis]
+
+
+@pytest.fixture
+def arpa_path(tmp_path):
+    path = str(tmp_path / 'lm.arpa')
+    write_arpa(LM_SENTENCES, path, order=3)
+    return path
+
+
+def test_language_model_prefers_in_vocabulary_words(arpa_path):
+    pytest.importorskip('pyctcdecode')
+    pytest.importorskip('kenlm')
+    logits = ambiguous_logits()
+    lengths = np.array([logits.shape[1]])
+    assert greedy_decode_batch(logits, lengths, VOCAB) == ['the kat']
+    assert BeamSearchDecoder(VOCAB, beam_width=16).decode_batch(logits, lengths) == ['the kat']
+    with_lm = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=arpa_path, alpha=0.5, beta=1.0)
+    assert with_lm.decode_batch(logits, lengths) == ['the cat']
+    # The language model's weight, not some other part of the search, makes the change.
+    weightless = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=arpa_path, alpha=0.0, beta=0.0)
+    assert weightless.decode_batch(logits, lengths) == ['the kat']
+
+
+def test_arpa_without_arpa_extension_still_gives_unigrams(tmp_path):
+    pytest.importorskip('pyctcdecode')
+    pytest.importorskip('kenlm')
+    path = str(tmp_path / 'lm.txt')
+    write_arpa(LM_SENTENCES, path, order=2)
+    decoder = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=path)
+    logits = ambiguous_logits()
+    assert decoder.decode_batch(logits, [logits.shape[1]]) == ['the cat']
+
+
+def test_kenlm_binary_model_loads(arpa_path, tmp_path):
+    pytest.importorskip('pyctcdecode')
+    pytest.importorskip('kenlm')
+    build_binary = shutil.which('build_binary')
+    if build_binary is None:
+        pytest.skip("KenLM's build_binary is not on PATH (the kenlm pip package does not "
+                    "ship it), so no binary model can be made to test")
+    binary_path = str(tmp_path / 'lm.binary')
+    subprocess.run([build_binary, arpa_path, binary_path], check=True, capture_output=True)
+    logits = ambiguous_logits()
+    unigrams = sorted({w for s in LM_SENTENCES for w in s.split()})
+    for given_unigrams in (unigrams, None):  # a binary file does not list its words
+        decoder = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=binary_path,
+                                    unigrams=given_unigrams)
+        assert decoder.decode_batch(logits, [logits.shape[1]]) == ['the cat']
