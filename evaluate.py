@@ -20,7 +20,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         result, stats, output, report = evaluation.run(args)
-    except (ValueError, RuntimeError) as err:
+    except (ValueError, RuntimeError, OSError) as err:  # OSError: e.g. a missing manifest
         print('evaluate.py: error: %s' % err, file=sys.stderr)
         return 1
     print(report)

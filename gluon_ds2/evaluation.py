@@ -25,7 +25,7 @@ from .vocab import Vocabulary
 logger = logging.getLogger(__name__)
 
 __all__ = ['predict', 'evaluate', 'load_model', 'make_decoder', 'write_results',
-           'format_report', 'add_arguments', 'run']
+           'format_report', 'add_arguments', 'add_decoder_arguments', 'run']
 
 
 def predict(net, features, feature_lengths, contexts):
@@ -33,6 +33,8 @@ def predict(net, features, feature_lengths, contexts):
 
     The batch is split across ``contexts`` (devices of this process).
     """
+    # A batch smaller than the device count would leave some devices an empty slice.
+    contexts = contexts[:features.shape[0]]
     parts = gluon.utils.split_and_load(features, contexts, even_split=False)
     part_lengths = gluon.utils.split_and_load(feature_lengths, contexts, even_split=False)
     outputs = [net(x, lengths) for x, lengths in zip(parts, part_lengths)]
@@ -141,16 +143,23 @@ def add_arguments(parser):
     parser.add_argument('--num_gpus', type=int, default=None,
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
     parser.add_argument('--num_workers', type=int, default=1)
-    parser.add_argument('--decoder', choices=('greedy', 'beam'), default='greedy')
-    parser.add_argument('--beam_width', type=int, default=32)
-    parser.add_argument('--lm', default=None, help='KenLM model (ARPA or binary) for beam search')
-    parser.add_argument('--alpha', type=float, default=0.5, help='LM weight')
-    parser.add_argument('--beta', type=float, default=1.0, help='word insertion bonus')
+    add_decoder_arguments(parser)
     parser.add_argument('--output', default=None,
                         help='per-utterance results, .jsonl or .csv (default: '
                              '<model_dir>/eval/<checkpoint>-<manifest>.jsonl)')
     parser.add_argument('--worst', type=int, default=10,
                         help='how many of the worst utterances to print')
+    return parser
+
+
+def add_decoder_arguments(parser):
+    """The decoding flags, shared by evaluate.py and transcribe.py."""
+    group = parser.add_argument_group('decoding')
+    group.add_argument('--decoder', choices=('greedy', 'beam'), default='greedy')
+    group.add_argument('--beam_width', type=int, default=32)
+    group.add_argument('--lm', default=None, help='KenLM model (ARPA or binary) for beam search')
+    group.add_argument('--alpha', type=float, default=0.5, help='LM weight')
+    group.add_argument('--beta', type=float, default=1.0, help='word insertion bonus')
     return parser
 
 

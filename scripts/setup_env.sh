@@ -3,6 +3,7 @@
 #
 #   sh scripts/setup_env.sh            # CPU: mxnet 1.9.1 + Horovod (MXNet, Gloo)
 #   GPU=1 sh scripts/setup_env.sh      # CUDA 11.2: mxnet-cu112 + Horovod with NCCL
+#   WITH_LM=0 sh scripts/setup_env.sh  # skip the optional beam-search/KenLM extra
 #
 # A second run checks a stamp (hash of the requirement files and this script)
 # and returns in about a second. Horovod compiles against the installed MXNet,
@@ -14,7 +15,9 @@ PYTHON=${PYTHON:-python3}
 REQS=$ROOT/requirements.txt
 if [ "${GPU:-0}" = 1 ]; then REQS=$ROOT/requirements-gpu.txt; fi
 STAMP=$VENV/.gluon_ds2_stamp
-WANT=$(cat "$REQS" "$ROOT/scripts/setup_env.sh" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+WITH_LM=${WITH_LM:-1}
+WANT=$( (cat "$REQS" "$ROOT/requirements-lm.txt" "$ROOT/scripts/setup_env.sh" \
+    "$ROOT/pyproject.toml"; echo "lm=$WITH_LM") | sha256sum | cut -c1-16)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/horovodrun" ]; then
     exit 0
@@ -29,6 +32,22 @@ $PIP install --upgrade pip setuptools wheel
 $PIP install "cmake<4" cython "numpy>=1.21,<1.24"
 $PIP install --no-build-isolation -r "$REQS"
 $PIP install --no-build-isolation --no-deps -e "$ROOT"
+if [ "$WITH_LM" = 1 ]; then
+    $PIP install -r "$ROOT/requirements-lm.txt"
+    # KenLM's build_binary (ARPA -> binary model) is not in the pip package;
+    # compile it from the same source release (about 15 s).
+    if [ ! -x "$VENV/bin/build_binary" ]; then
+        KENLM_SRC=$(mktemp -d)
+        $PIP download --no-deps --no-binary :all: --no-build-isolation kenlm==0.3.0 \
+            -d "$KENLM_SRC"
+        tar xzf "$KENLM_SRC"/kenlm-0.3.0.tar.gz -C "$KENLM_SRC"
+        (cd "$KENLM_SRC/kenlm-0.3.0" && g++ -w -O2 -DNDEBUG -DKENLM_MAX_ORDER=6 \
+            -DHAVE_CLOCKGETTIME -std=c++11 -I. \
+            $(ls util/*.cc lm/*.cc util/double-conversion/*.cc | grep -v 'main.cc\|test.cc') \
+            lm/build_binary_main.cc -o "$VENV/bin/build_binary" -lrt)
+        rm -rf "$KENLM_SRC"
+    fi
+fi
 
 if [ "${GPU:-0}" = 1 ]; then
     export HOROVOD_GPU_OPERATIONS=NCCL

@@ -9,4 +9,4 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 sh "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-exec "$ROOT/.venv/bin/python" -m pytest "$@"
+PATH="$ROOT/.venv/bin:$PATH" exec "$ROOT/.venv/bin/python" -m pytest "$@"

@@ -1,12 +1,15 @@
-"""Shared fixtures: the data scripts loaded as modules, and a tiny synthesized corpus."""
+"""Shared fixtures and helpers: the data scripts loaded as modules, a tiny synthesized corpus,
+and an edit distance to check the metrics against."""
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-__all__ = ['load_data_script', 'demo_mirror', 'demo_manifests', 'REPO_ROOT']
+__all__ = ['load_data_script', 'edit_distance', 'demo_mirror', 'demo_manifests',
+           'trained_model_dir', 'REPO_ROOT']
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +27,18 @@ def load_data_script(name):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def edit_distance(a, b):
+    """Levenshtein distance of two sequences (strings, word lists), by the textbook
+    dynamic programme: a second implementation to check ``gluon_ds2.metrics`` against."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
 
 
 @pytest.fixture(scope='session')
@@ -54,3 +69,24 @@ def demo_manifests(demo_mirror, tmp_path_factory):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return {split: data_dir / split / 'LibriSpeech' / ('%s.csv' % split) for split in splits}
+
+
+@pytest.fixture(scope='session')
+def trained_model_dir(demo_manifests, tmp_path_factory):
+    """A tiny DeepSpeech2 trained by ``train.py`` for 6 steps on the demo corpus.
+
+    Returns its model directory: two evaluated checkpoints (one per epoch of 3
+    batches). Far from converged, its transcripts are not the words spoken,
+    but they are non-empty and deterministic, which is what tests of the
+    decoding, transcription and export paths compare.
+    """
+    model_dir = tmp_path_factory.mktemp('trained') / 'model'
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'train.py'),
+         '--train_data_dir=%s' % demo_manifests['train'],
+         '--eval_data_dir=%s' % demo_manifests['dev'], '--model_dir=%s' % model_dir,
+         '--rnn_hidden_size=32', '--rnn_hidden_layers=1', '--conv_filters=4',
+         '--max_freq=4000', '--batch_size=8', '--max_steps=6', '--num_workers=0'],
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr
+    return model_dir

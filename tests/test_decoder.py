@@ -1,4 +1,5 @@
 """Greedy decoding on hand-built logits; beam search against greedy and with a KenLM model."""
+import os
 import shutil
 import subprocess
 import sys
@@ -148,7 +149,8 @@ def test_arpa_without_arpa_extension_still_gives_unigrams(tmp_path):
 def test_kenlm_binary_model_loads(arpa_path, tmp_path):
     pytest.importorskip('pyctcdecode')
     pytest.importorskip('kenlm')
-    build_binary = shutil.which('build_binary')
+    build_binary = shutil.which('build_binary') or shutil.which(
+        'build_binary', path=os.path.dirname(sys.executable))
     if build_binary is None:
         pytest.skip("KenLM's build_binary is not on PATH (the kenlm pip package does not "
                     "ship it), so no binary model can be made to test")

@@ -1,0 +1,181 @@
+"""Export a trained model for deployment, and load it back without the training code.
+
+    python -m gluon_ds2.export runs/demo exported/demo
+    python -m gluon_ds2.export runs/demo/ckpt-00001200.ckpt exported/demo --which=latest
+
+writes, for the prefix ``exported/demo``::
+
+    exported/demo-symbol.json    the network as an MXNet symbol (HybridBlock.export)
+    exported/demo-0000.params    its parameters
+    exported/demo-config.json    featurizer settings (AudioConfig fields), vocabulary, input names
+
+:func:`load_exported` reads these three with ``gluon.SymbolBlock.imports`` and
+needs only the featurizer, the vocabulary and greedy decoding from this
+package: not the model's Python class, the checkpoint format or the training
+configuration. The exported network takes the inputs of
+:class:`~gluon_ds2.model.DeepSpeech2`: features (N, 1, T, bins) and their valid
+frames (N,); :class:`ExportedModel` feeds it one utterance at a time. For
+recordings longer than the model was trained on, cut windows first
+(:func:`gluon_ds2.transcribe.split_windows`).
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import warnings
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from .config import AudioConfig
+from .decoder import greedy_decode
+from .featurizer import featurize, read_audio
+from .vocab import Vocabulary
+
+__all__ = ['EXPORT_FORMAT_VERSION', 'export_model', 'load_exported', 'ExportedModel', 'main']
+
+EXPORT_FORMAT_VERSION = 1
+INPUT_NAMES = ('data0', 'data1')  # what HybridBlock.export calls a block's two inputs
+
+
+def _paths(prefix):
+    return dict(symbol='%s-symbol.json' % prefix, params='%s-0000.params' % prefix,
+                config='%s-config.json' % prefix)
+
+
+def export_model(net, audio_config, vocab, prefix, source=None):
+    """Write ``prefix``-symbol.json, -0000.params and -config.json.
+
+    Parameters
+    ----------
+    net : DeepSpeech2
+        With its parameters loaded (:func:`gluon_ds2.evaluation.load_model`).
+    audio_config : AudioConfig
+        The featurizer settings the model was trained with.
+    vocab : Vocabulary
+    prefix : str
+        Path prefix of the three files; its directory is created.
+    source : dict or None
+        Provenance (checkpoint path, step, ...) stored in the config file.
+
+    Returns
+    -------
+    dict
+        The paths written, by kind: ``symbol``, ``params``, ``config``.
+    """
+    paths = _paths(prefix)
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    ctx = next(iter(net.collect_params().values())).list_ctx()[0]
+    # export() writes the graph cached by a forward pass; one second of silence builds it.
+    features = featurize(np.zeros(audio_config.sample_rate), audio_config)
+    net.hybridize(static_alloc=True, static_shape=False)
+    net(mx.nd.array(features[np.newaxis, np.newaxis], ctx=ctx),
+        mx.nd.array([len(features)], ctx=ctx))
+    net.export(prefix)
+    config = dict(format_version=EXPORT_FORMAT_VERSION,
+                  audio=dataclasses.asdict(audio_config), vocabulary=vocab.to_list(),
+                  inputs=dict(zip(INPUT_NAMES, ['features (N, 1, T, %d) float32, normalized '
+                                                'spectrogram frames' % audio_config.num_bins,
+                                                'feature_lengths (N,) valid frames'])),
+                  outputs='logits (N, T\', %d), the CTC blank last' % vocab.num_classes,
+                  symbol_file=os.path.basename(paths['symbol']),
+                  params_file=os.path.basename(paths['params']),
+                  mxnet_version=mx.__version__, source=source or {})
+    with open(paths['config'], 'w') as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    return paths
+
+
+class ExportedModel:
+    """An exported network with its featurizer settings and vocabulary.
+
+    Attributes
+    ----------
+    net : gluon.SymbolBlock
+    audio_config : AudioConfig
+    vocab : Vocabulary
+    """
+
+    def __init__(self, net, audio_config, vocab, ctx):
+        self.net = net
+        self.audio_config = audio_config
+        self.vocab = vocab
+        self.ctx = ctx
+
+    def logits(self, samples):
+        """Mono samples at ``audio_config.sample_rate`` -> logits (T', C) float32 numpy."""
+        features = featurize(samples, self.audio_config)  # (T, bins)
+        logits = self.net(mx.nd.array(features[np.newaxis, np.newaxis], ctx=self.ctx),
+                          mx.nd.array([len(features)], ctx=self.ctx))
+        return logits[0].asnumpy()
+
+    def transcribe(self, samples):
+        """Greedy transcript of one utterance's samples."""
+        logits = self.logits(samples)
+        return greedy_decode(logits, len(logits), self.vocab)
+
+    def transcribe_file(self, path):
+        """Greedy transcript of an audio file (any rate or channel count; resampled, downmixed)."""
+        return self.transcribe(read_audio(path, self.audio_config.sample_rate, convert=True))
+
+
+def load_exported(prefix, ctx=None):
+    """Load what :func:`export_model` wrote under ``prefix``.
+
+    Raises
+    ------
+    ValueError
+        A missing file, or a config file of another export format version.
+    """
+    ctx = ctx or mx.cpu()
+    paths = _paths(prefix)
+    for kind in ('symbol', 'params', 'config'):
+        path = paths[kind]
+        if not os.path.isfile(path):
+            raise ValueError('%s: exported model file not found (the %s of the prefix %s)'
+                             % (path, kind, prefix))
+    with open(paths['config']) as f:
+        config = json.load(f)
+    if config.get('format_version') != EXPORT_FORMAT_VERSION:
+        raise ValueError('%s: export format version %r, this gluon-ds2 reads version %d'
+                         % (paths['config'], config.get('format_version'),
+                            EXPORT_FORMAT_VERSION))
+    with warnings.catch_warnings():
+        # imports() cannot infer the inputs' dtype from the symbol and warns; float32 is right.
+        warnings.filterwarnings('ignore', message='Cannot decide type')
+        net = gluon.SymbolBlock.imports(paths['symbol'], list(config['inputs']), paths['params'],
+                                        ctx=ctx)
+    net.hybridize(static_alloc=True, static_shape=False)
+    return ExportedModel(net, AudioConfig(**config['audio']), Vocabulary(config['vocabulary']),
+                         ctx)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('checkpoint', help='a .ckpt file, or a model directory')
+    parser.add_argument('prefix', help='path prefix of the exported files')
+    parser.add_argument('--which', choices=('best', 'latest'), default='best',
+                        help='with a model directory: its best (by eval WER; the default) or '
+                             'latest checkpoint')
+    args = parser.parse_args(argv)
+    # Exporting reads a checkpoint, which is the training side's business; importing it
+    # here keeps load_exported's imports free of it.
+    from .evaluation import load_model
+    try:
+        net, cfg, vocab, meta, path = load_model(args.checkpoint, [mx.cpu()], which=args.which)
+    except (ValueError, RuntimeError) as error:
+        print('export: error: %s' % error, file=sys.stderr)
+        return 1
+    paths = export_model(net, cfg.audio, vocab, args.prefix, source=dict(
+        checkpoint=os.path.abspath(path), global_step=meta.get('global_step'),
+        epoch=meta.get('epoch'), wer=meta.get('wer')))
+    for kind in ('symbol', 'params', 'config'):
+        print(paths[kind])
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Export to symbol + params + config JSON, and the loader that needs no training code."""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO_ROOT
+from gluon_ds2.decoder import greedy_decode
+from gluon_ds2.evaluation import load_model
+from gluon_ds2.export import load_exported
+from gluon_ds2.featurizer import featurize, read_audio
+
+# What a deployment must not need: the model's class, checkpoints, training and data code.
+TRAINING_MODULES = ('gluon_ds2.model', 'gluon_ds2.checkpoint', 'gluon_ds2.training',
+                    'gluon_ds2.evaluation', 'gluon_ds2.dataset', 'gluon_ds2.manifest',
+                    'gluon_ds2.sampler', 'gluon_ds2.batchify', 'gluon_ds2.loss',
+                    'gluon_ds2.distributed', 'gluon_ds2.transcribe')
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
+
+
+@pytest.fixture(scope='module')
+def exported(trained_model_dir, tmp_path_factory):
+    """The trained model exported by ``python -m gluon_ds2.export``: its prefix."""
+    prefix = tmp_path_factory.mktemp('exported') / 'deploy' / 'demo'
+    result = subprocess.run([sys.executable, '-m', 'gluon_ds2.export', str(trained_model_dir),
+                             str(prefix)], capture_output=True, text=True, env=ENV, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['%s-symbol.json' % prefix, '%s-0000.params' % prefix,
+                                      '%s-config.json' % prefix]
+    return prefix
+
+
+@pytest.fixture(scope='module')
+def dev_paths(demo_manifests):
+    return pd.read_csv(demo_manifests['dev'], sep='\t').wav_filename.tolist()
+
+
+@pytest.mark.slow
+def test_config_describes_features_and_vocabulary(exported, trained_model_dir):
+    _, cfg, vocab, meta, path = load_model(str(trained_model_dir), [mx.cpu()])
+    config = json.loads(open('%s-config.json' % exported).read())
+    assert config['audio'] == dict(sample_rate=16000, window_ms=20, stride_ms=10, max_freq=4000)
+    assert config['audio'] == meta['config']['audio']
+    assert config['vocabulary'] == meta['vocabulary']
+    assert sorted(config['inputs']) == ['data0', 'data1']
+    assert config['source']['checkpoint'] == os.path.abspath(path)
+
+
+@pytest.mark.slow
+def test_round_trip_gives_the_checkpoint_logits_and_transcripts(exported, trained_model_dir,
+                                                                 dev_paths):
+    net, cfg, vocab, _, _ = load_model(str(trained_model_dir), [mx.cpu()])
+    model = load_exported(str(exported))
+    assert model.vocab.tokens == vocab.tokens and model.audio_config == cfg.audio
+    for path in dev_paths:
+        samples = read_audio(path, cfg.audio.sample_rate)
+        features = featurize(samples, cfg.audio)
+        expected = net(mx.nd.array(features[np.newaxis, np.newaxis]),
+                       mx.nd.array([len(features)]))[0].asnumpy()
+        logits = model.logits(samples)
+        np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-5)
+        assert model.transcribe_file(path) == greedy_decode(expected, len(expected), vocab)
+
+
+@pytest.mark.slow
+def test_loader_runs_without_the_training_code(exported, trained_model_dir, dev_paths):
+    """In a process where the training modules cannot be imported, the exported model
+    transcribes the dev set exactly as transcribe.py does with the checkpoint."""
+    program = (
+        'import sys\n'
+        'for name in %r:\n'
+        '    sys.modules[name] = None  # import fails\n'
+        'from gluon_ds2.export import load_exported\n'
+        'model = load_exported(sys.argv[1])\n'
+        'for path in sys.argv[2:]:\n'
+        '    print("%%s\\t%%s" %% (path, " ".join(model.transcribe_file(path).split())))\n'
+        % (TRAINING_MODULES,))
+    result = subprocess.run([sys.executable, '-c', program, str(exported)] + dev_paths,
+                            capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr
+    expected = subprocess.run([sys.executable, str(REPO_ROOT / 'transcribe.py'),
+                               str(trained_model_dir)] + dev_paths,
+                              capture_output=True, text=True, env=ENV)
+    assert expected.returncode == 0, expected.stderr
+    assert result.stdout == expected.stdout
+    assert any(line.split('\t')[1] for line in result.stdout.splitlines())
+
+
+@pytest.mark.slow
+def test_loader_errors_name_the_file(exported, tmp_path):
+    with pytest.raises(ValueError, match='%s-symbol.json: exported model file not found'
+                       % (tmp_path / 'nothing')):
+        load_exported(str(tmp_path / 'nothing'))
+    prefix = tmp_path / 'copy'
+    for suffix in ('-symbol.json', '-0000.params'):
+        os.link('%s%s' % (exported, suffix), '%s%s' % (prefix, suffix))
+    config = json.loads(open('%s-config.json' % exported).read())
+    config['format_version'] = 99
+    with open('%s-config.json' % prefix, 'w') as f:
+        json.dump(config, f)
+    with pytest.raises(ValueError, match='copy-config.json: export format version 99, this '
+                                         'gluon-ds2 reads version 1'):
+        load_exported(str(prefix))
+
+
+def test_export_cli_reports_a_bad_checkpoint(tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'gluon_ds2.export',
+                             str(tmp_path / 'none.ckpt'), str(tmp_path / 'out')],
+                            capture_output=True, text=True, env=ENV, cwd=REPO_ROOT)
+    assert result.returncode == 1
+    assert result.stderr.strip() == 'export: error: %s: checkpoint not found' % (
+        tmp_path / 'none.ckpt')
+    assert not list(tmp_path.iterdir())
