@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from gluon_ds2.checkpoint import config_for_model_dir
+from gluon_ds2.checkpoint import CheckpointError, config_for_model_dir
 from gluon_ds2.config import TrainConfig, add_arguments, default_threads, explicit_flags
 
 
@@ -23,14 +23,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     explicit = explicit_flags(args)
     model_dir = explicit.get('train', {}).get('model_dir', TrainConfig().model_dir)
-    cfg, resumed = config_for_model_dir(model_dir, explicit)
-    threads = cfg.train.num_threads or default_threads(
-        cfg.data.num_workers, os.cpu_count(), int(os.environ.get('HOROVOD_LOCAL_SIZE', 1)))
+    try:
+        cfg, resumed = config_for_model_dir(model_dir, explicit)
+    except (ValueError, OSError, CheckpointError) as err:  # e.g. a model flag changed on resume
+        print('train.py: error: %s' % err, file=sys.stderr)
+        return 1
+    threads = cfg.train.num_threads or int(os.environ.get('OMP_NUM_THREADS', 0)) or \
+        default_threads(cfg.data.num_workers, os.cpu_count(),
+                        int(os.environ.get('HOROVOD_LOCAL_SIZE', 1)))
     os.environ['OMP_NUM_THREADS'] = str(threads)  # read by MXNet's engine when it loads
     from gluon_ds2 import training
     logging.getLogger(__name__).info('%s, %d OpenMP threads per process',
                                      'resuming' if resumed else 'starting', threads)
-    state = training.run(cfg)
+    try:
+        state = training.run(cfg)
+    except (ValueError, OSError, CheckpointError, training.TrainingStopped) as err:
+        # Under horovodrun every rank stops here with the same message, not a traceback.
+        print('train.py: error: %s' % err, file=sys.stderr)
+        return 1
     if state.get('interrupted_by'):
         return 128 + state['interrupted_by']
     return 0

@@ -104,6 +104,10 @@ class TrainConfig:
     batch_size: int = _flag(128, 'Global batch size for training and evaluation.')
     seed: int = _flag(1, 'The random seed.')
     learning_rate: float = _flag(5e-4, 'The initial learning rate.')
+    scale_lr_by_workers: bool = _flag(
+        False, 'Multiply --learning_rate by the number of Horovod processes: for a '
+               '--batch_size raised with the process count (a fixed batch per process). '
+               '[gluon-ds2]')
     wer_threshold: typing.Optional[float] = _flag(
         None, 'If passed, training will stop when the evaluation WER is less than or equal to '
               'it. For LibriSpeech the desired wer_threshold is 0.23 (MLPerf).')
@@ -119,8 +123,8 @@ class TrainConfig:
     max_steps: typing.Optional[int] = _flag(None, 'Stop after this many optimizer steps. '
                                                   '[gluon-ds2]')
     num_threads: typing.Optional[int] = _flag(
-        None, 'OpenMP threads for MXNet (default: all cores less DataLoader workers). '
-              '[gluon-ds2]')
+        None, 'OpenMP threads for MXNet (default: $OMP_NUM_THREADS if set, else this '
+              'host\'s cores shared by its processes). [gluon-ds2]')
 
 
 @dataclass

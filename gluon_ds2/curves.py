@@ -23,6 +23,20 @@ class MetricsLog:
             os.fsync(f.fileno())
 
 
+    def truncate_after(self, step):
+        """Drop records of steps after ``step`` (rewritten atomically)."""
+        records = read_metrics(self.path)
+        kept = [r for r in records if r.get('step', 0) <= step]
+        if len(kept) == len(records):
+            return
+        tmp = '%s.tmp-%d' % (self.path, os.getpid())
+        with open(tmp, 'w') as f:
+            f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
 def read_metrics(path):
     """Records of a metrics log, skipping a torn last line."""
     records = []

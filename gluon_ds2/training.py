@@ -6,6 +6,14 @@ ranks), global-norm clip, skip if the norm is not finite, optimizer update.
 
 ``run(cfg)`` starts fresh or resumes ``cfg.train.model_dir``'s latest
 checkpoint at the same epoch, batch position, step and optimizer state.
+
+``<model_dir>/metrics.jsonl`` gets one JSON object per line: every
+``--log_every`` steps a ``kind: "train"`` record (``step``, ``epoch``, ``loss``
+averaged since the last record, ``grad_norm``, ``lr``, ``utterances_per_s``,
+``audio_s_per_s``, ``time``), and after each evaluation a ``kind: "eval"``
+record (``step``, ``epoch``, ``time`` and the keys of
+:meth:`~gluon_ds2.metrics.ErrorRateAccumulator.result`). The curves of
+``training_curves.png`` are drawn from it.
 """
 import functools
 import logging
@@ -58,14 +66,24 @@ def load_entries(manifests, vocab, cfg, max_duration=None, progress=True):
     return entries, dropped
 
 
+# Batches are padded to a multiple of this many frames (0.32 s at 10 ms): a
+# few dozen distinct shapes reach the hybridized graph instead of one per batch.
+PAD_FRAMES_TO = 32
+
+
 def _make_loader(dataset, batch_sampler, num_workers):
-    # Workers must not see the terminal's Ctrl-C: the training process handles
-    # it (checkpoint, then exit), and worker tracebacks would only hide that.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Workers must not act on Ctrl-C or a SIGTERM sent to the whole process
+    # group (systemd, SLURM): the training process handles them (checkpoint,
+    # then exit, closing the pool). A worker killed while it holds the pool's
+    # queue lock would make that exit hang.
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in stop_signals}
     try:
-        return make_dataloader(dataset, batch_sampler, num_workers=num_workers)
+        return make_dataloader(dataset, batch_sampler, num_workers=num_workers,
+                               round_to=PAD_FRAMES_TO)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
@@ -78,21 +96,36 @@ def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
         the decision is taken after the allreduce, so every rank agrees.
     """
     features, feature_lengths, labels, label_lengths, _ = batch
-    count = features.shape[0]
-    out_lengths = mx.nd.array(output_length(feature_lengths.asnumpy().astype(np.int64)))
-    split = functools.partial(gluon.utils.split_and_load, ctx_list=contexts, even_split=False)
-    with autograd.record():
-        losses = []
-        for x, xl, y, ol, yl in zip(split(features), split(feature_lengths), split(labels),
-                                    split(out_lengths), split(label_lengths)):
-            losses.append(loss_fn(net(x, xl), y, ol, yl))
-        # Mean over this process's batch; the trainer sums devices (and Horovod
-        # ranks, which update() then divides by the number of ranks).
-        objectives = [loss.sum() / count for loss in losses]
-    autograd.backward(objectives)
-    trainer.allreduce_grads()
     params = [p for p in net.collect_params().values() if p.grad_req != 'null']
-    factor = dist.gradient_sum_factor
+    # The forward pass updates the BatchNorm running statistics in place; a
+    # skipped step must not leave its NaNs there, or every later evaluation is NaN.
+    statistics = [p for p in net.collect_params().values() if p.grad_req == 'null']
+    saved_statistics = [[data.copy() for data in p.list_data()] for p in statistics]
+    if features is None:
+        # Every file of this rank's slice was unreadable. It still joins the
+        # allreduce, with zero gradients, or the ranks would fall out of step;
+        # marked fresh, as backward would, so that update() applies the sum.
+        for param in params:
+            for data, grad in zip(param.list_data(), param.list_grad()):
+                grad[:] = 0
+                data._fresh_grad = True
+        losses, count = [], 1
+    else:
+        count = features.shape[0]
+        out_lengths = mx.nd.array(output_length(feature_lengths.asnumpy().astype(np.int64)))
+        split = functools.partial(gluon.utils.split_and_load, ctx_list=contexts,
+                                  even_split=False)
+        with autograd.record():
+            losses = []
+            for x, xl, y, ol, yl in zip(split(features), split(feature_lengths), split(labels),
+                                        split(out_lengths), split(label_lengths)):
+                losses.append(loss_fn(net(x, xl), y, ol, yl))
+            # Mean over this process's batch; the trainer sums devices (and Horovod
+            # ranks, which update() then divides by the number of ranks).
+            objectives = [loss.sum() / count for loss in losses]
+        autograd.backward(objectives)
+    trainer.allreduce_grads()
+    factor = dist.gradient_sum_factor(trainer)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # NaN is handled below, not warned about
         import gluonnlp
@@ -101,7 +134,12 @@ def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
     finite = bool(np.isfinite(norm))
     if finite:
         trainer.update(1)
-    mean_loss = float(sum(loss.sum().asscalar() for loss in losses)) / count
+    else:
+        for param, saved in zip(statistics, saved_statistics):
+            for data, copy in zip(param.list_data(), saved):
+                copy.copyto(data)
+    mean_loss = float(sum(loss.sum().asscalar() for loss in losses)) / count if losses \
+        else float('nan')
     return mean_loss, norm, finite
 
 
@@ -145,7 +183,7 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
                dynamic_ncols=True)
     window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=time.time())
     for batch in loader:
-        if batch[0] is None:  # every file of the batch was unreadable
+        if batch[0] is None and dist.size == 1:  # every file of the batch was unreadable
             state['batch_in_epoch'] += 1
             continue
         state['skipped_files'] += len(batch[4])
@@ -159,6 +197,7 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
             logger.warning('step %d: non-finite loss/gradient, update skipped (%d so far)',
                            state['global_step'], state['nonfinite_steps'])
             if state['consecutive_nonfinite'] >= MAX_CONSECUTIVE_NONFINITE:
+                bar.close()  # now, or it is redrawn below the error message at exit
                 raise TrainingStopped(
                     '%d steps in a row had a NaN/inf loss or gradient; stopping. Lower '
                     '--learning_rate or --clip_gradient, or check the data (utterances '
@@ -169,17 +208,23 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
             if np.isfinite(loss):
                 window['loss'] += loss
                 window['steps'] += 1
-        window['utterances'] += batch[0].shape[0] * dist.size
-        window['audio'] += _audio_seconds(batch[1], cfg) * dist.size
+        if batch[0] is not None:
+            window['utterances'] += batch[0].shape[0]
+            window['audio'] += _audio_seconds(batch[1], cfg)
         elapsed = max(time.time() - window['start'], 1e-9)
-        bar.set_postfix(loss='%.2f' % loss, utt_s='%.1f' % (window['utterances'] / elapsed),
-                        audio_s='%.1f' % (window['audio'] / elapsed), refresh=False)
-        if window['steps'] and state['global_step'] % t.log_every == 0 and finite:
-            log(kind='train', step=state['global_step'], epoch=state['epoch'],
-                loss=window['loss'] / window['steps'], grad_norm=norm,
-                lr=trainer.learning_rate, utterances_per_s=window['utterances'] / elapsed,
-                audio_s_per_s=window['audio'] / elapsed, time=time.time())
-            window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=time.time())
+        # The bar shows rank 0's figures times the number of ranks; the log has exact sums.
+        bar.set_postfix(loss='%.2f' % loss,
+                        utt_s='%.1f' % (window['utterances'] * dist.size / elapsed),
+                        audio_s='%.1f' % (window['audio'] * dist.size / elapsed), refresh=False)
+        if finite and state['global_step'] % t.log_every == 0:  # the same step on every rank
+            loss_sum, steps, utterances, audio = dist.allreduce_sum(
+                [window[k] for k in ('loss', 'steps', 'utterances', 'audio')], name='train_log')
+            if steps:
+                log(kind='train', step=state['global_step'], epoch=state['epoch'],
+                    loss=loss_sum / steps, grad_norm=norm, lr=trainer.learning_rate,
+                    utterances_per_s=utterances / elapsed, audio_s_per_s=audio / elapsed,
+                    time=time.time())
+                window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=time.time())
         if t.checkpoint_every and finite and state['global_step'] % t.checkpoint_every == 0:
             save()
         # Ranks must stop on the same step, or the others would wait in allreduce.
@@ -221,6 +266,11 @@ def run(cfg):
     """Train as configured; returns the final state dict (rank 0's view)."""
     dist = setup_distributed()
     t = cfg.train
+    # Fail before reading any data if the ranks cannot share --batch_size.
+    SortagradSampler([], t.batch_size, num_parts=dist.size)
+    if not dist.is_root:  # rank 0 reports progress; the others only warn
+        logging.getLogger(__package__).setLevel(logging.WARNING)
+    learning_rate = t.learning_rate * (dist.size if t.scale_lr_by_workers else 1)
     mx.random.seed(t.seed + dist.rank)
     np.random.seed(t.seed)
     vocab = Vocabulary.from_file(cfg.data.vocabulary_file)
@@ -252,11 +302,15 @@ def run(cfg):
     net.initialize(mx.init.Xavier(magnitude=2.0), ctx=contexts)
     net.hybridize(static_alloc=True, static_shape=False)
     # Deferred initialization: a forward pass on every rank creates the
-    # parameters before they are broadcast from rank 0.
+    # parameters before they are broadcast from rank 0. In training mode: on
+    # CPU an inference pass leaves the conv weights in MKL-DNN's blocked layout,
+    # which Horovod's ops cannot read ("We can't generate TBlob for MKLDNN
+    # data"). Its BatchNorm update of zeros takes running_var from 1 to 0.997.
     probe = mx.nd.zeros((1, 1, 64, cfg.audio.num_bins))
-    for ctx in contexts:
-        net(probe.as_in_context(ctx), mx.nd.array([64], ctx=ctx))
-    trainer = dist.make_trainer(net.collect_params(), 'adam', {'learning_rate': t.learning_rate})
+    with autograd.train_mode():
+        for ctx in contexts:
+            net(probe.as_in_context(ctx), mx.nd.array([64], ctx=ctx))
+    trainer = dist.make_trainer(net.collect_params(), 'adam', {'learning_rate': learning_rate})
     meta = _resume_state(cfg, dist, net, trainer)
     dist.broadcast_parameters(net.collect_params())
 
@@ -268,16 +322,20 @@ def run(cfg):
         if sampler.num_batches() and state['batch_in_epoch'] >= sampler.num_batches():
             state['epoch'] += 1
             state['batch_in_epoch'] = 0
-    trainer.set_learning_rate(t.learning_rate * t.lr_decay ** state['epoch'])
+    trainer.set_learning_rate(learning_rate * t.lr_decay ** state['epoch'])
 
     metrics_path = os.path.join(t.model_dir, 'metrics.jsonl')
     metrics = MetricsLog(metrics_path)
+    if dist.is_root:
+        # Steps after the checkpoint we resume from were lost; their records go too.
+        metrics.truncate_after(state['global_step'])
 
     def log(**record):
         if dist.is_root:
             metrics.write(**record)
 
     def save(wer=None):
+        dist.average_running_statistics(net.collect_params())  # every rank calls save()
         if not dist.is_root:
             return
         meta_out = dict(state, config=cfg.to_json(), vocabulary=vocab.to_list(),
@@ -298,6 +356,7 @@ def run(cfg):
             epoch_done = state['epoch'] + 1
             wer = None
             if epoch_done % t.epochs_between_evals == 0 or epoch_done == t.train_epochs:
+                dist.average_running_statistics(net.collect_params())
                 result = _evaluate_all(net, eval_loader, eval_batches, eval_entries, contexts,
                                        dist, vocab)
                 wer = result['wer']

@@ -1,0 +1,241 @@
+"""Checkpoints: atomic writes, the index of a model directory, damaged and foreign files,
+exact round trips of parameters and optimizer state, and the config of a resumed run."""
+import json
+import logging
+import os
+import zipfile
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon
+
+from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, atomic_write,
+                                  config_for_model_dir, load_into, load_latest, read_checkpoint,
+                                  read_index, save_checkpoint)
+from gluon_ds2.config import Config
+from gluon_ds2.model import DeepSpeech2
+
+NUM_BINS = 20
+
+
+def tiny_model(seed):
+    """A small DeepSpeech2 (BatchNorm running statistics included), initialized by ``seed``."""
+    mx.random.seed(seed)
+    net = DeepSpeech2(29, num_bins=NUM_BINS, rnn_hidden_size=8, rnn_hidden_layers=2,
+                      conv_filters=2)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 1, 40, NUM_BINS)), mx.nd.array([40]))
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-2},
+                            update_on_kvstore=False)
+    return net, trainer
+
+
+def train_steps(net, trainer, steps, seed=0):
+    """A few real Adam steps on random inputs, so the moments and BatchNorm statistics move."""
+    rng = np.random.RandomState(seed)
+    for _ in range(steps):
+        x = mx.nd.array(rng.randn(2, 1, 40, NUM_BINS))
+        with autograd.record():
+            loss = (net(x, mx.nd.array([40, 30])) ** 2).mean()
+        loss.backward()
+        trainer.step(2)
+
+
+def arrays(net):
+    """Parameter values by structural name (the names ``save_parameters`` writes)."""
+    return {name: param.data().asnumpy()
+            for name, param in net._collect_params_with_prefix().items()}
+
+
+def adam_states(trainer):
+    """{parameter index: (mean, variance)} of the trainer's Adam updater, as numpy."""
+    states = trainer._updaters[0].states
+    return {index: tuple(s.asnumpy() for s in state) for index, state in states.items()}
+
+
+def save(model_dir, net, trainer, step, wer=None, keep=3, config=None):
+    meta = dict(global_step=step, epoch=0, batch_in_epoch=step,
+                config=(config or Config()).to_json())
+    return save_checkpoint(str(model_dir), net, trainer, meta, keep=keep, wer=wer)
+
+
+def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    path = tmp_path / 'index.json'
+    path.write_bytes(b'old contents')
+
+    def fail_midway(f):
+        f.write(b'half of the new')
+        raise OSError('disk full')
+
+    with pytest.raises(OSError, match='disk full'):
+        atomic_write(str(path), fail_midway)
+    assert path.read_bytes() == b'old contents'
+    assert sorted(os.listdir(tmp_path)) == ['index.json']  # no temporary file left behind
+
+    atomic_write(str(path), lambda f: f.write(b'new contents'))
+    assert path.read_bytes() == b'new contents'
+    assert sorted(os.listdir(tmp_path)) == ['index.json']
+
+
+def test_keeps_the_last_k_and_the_best_by_wer(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    history = [(10, 0.50), (20, 0.30), (30, None), (40, 0.40), (50, None)]
+    for step, wer in history:
+        save(tmp_path, net, trainer, step, wer=wer, keep=2)
+    # The two most recent (40, 50) and the lowest WER (20).
+    expected = ['ckpt-00000020.ckpt', 'ckpt-00000040.ckpt', 'ckpt-00000050.ckpt']
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.ckpt')) == expected
+    index = read_index(str(tmp_path))
+    assert index['latest'] == 'ckpt-00000050.ckpt'
+    assert index['best'] == 'ckpt-00000020.ckpt'
+    assert [(e['name'], e['global_step'], e['wer']) for e in index['checkpoints']] == [
+        ('ckpt-00000020.ckpt', 20, 0.30), ('ckpt-00000040.ckpt', 40, 0.40),
+        ('ckpt-00000050.ckpt', 50, None)]
+
+    # A later checkpoint with the same best WER takes over; the old best is deleted once it
+    # is neither recent nor best.
+    save(tmp_path, net, trainer, 60, wer=0.30, keep=2)
+    index = read_index(str(tmp_path))
+    assert (index['latest'], index['best']) == ('ckpt-00000060.ckpt', 'ckpt-00000060.ckpt')
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.ckpt')) == [
+        'ckpt-00000050.ckpt', 'ckpt-00000060.ckpt']
+    for entry in index['checkpoints']:
+        meta, _ = read_checkpoint(str(tmp_path / entry['name']))
+        assert meta['global_step'] == entry['global_step']
+        assert meta['wer'] == entry['wer']
+        assert meta['format_version'] == FORMAT_VERSION
+
+
+def test_truncated_checkpoint_is_reported_and_the_previous_one_loaded(tmp_path, caplog):
+    net, trainer = tiny_model(seed=1)
+    save(tmp_path, net, trainer, 1)
+    train_steps(net, trainer, 1)
+    last = save(tmp_path, net, trainer, 2)
+    size = os.path.getsize(last)
+    with open(last, 'r+b') as f:  # as a full disk or a copy cut short would leave it
+        f.truncate(size // 2)
+
+    with pytest.raises(CheckpointError) as error:
+        read_checkpoint(last)
+    assert str(error.value).startswith(last + ': not a readable gluon-ds2 checkpoint')
+
+    with caplog.at_level(logging.WARNING, logger='gluon_ds2.checkpoint'):
+        path, meta, _ = load_latest(str(tmp_path))
+    assert path == str(tmp_path / 'ckpt-00000001.ckpt')
+    assert meta['global_step'] == 1
+    assert any(last in record.getMessage() and 'trying the previous checkpoint'
+               in record.getMessage() for record in caplog.records)
+
+
+def test_every_checkpoint_damaged_means_none_to_resume(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    path = save(tmp_path, net, trainer, 1)
+    with open(path, 'wb') as f:
+        f.write(b'not a zip file')
+    assert load_latest(str(tmp_path)) is None
+
+
+def rewrite_meta(path, change):
+    """Rewrite a checkpoint's meta.json through ``change(meta)``, keeping the other members."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    meta = json.loads(members['meta.json'])
+    change(meta)
+    members['meta.json'] = json.dumps(meta).encode()
+    with zipfile.ZipFile(path, 'w') as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_other_format_version_is_a_clear_error(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    path = save(tmp_path, net, trainer, 7)
+    rewrite_meta(path, lambda meta: meta.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(CheckpointError) as error:
+        read_checkpoint(path)
+    assert str(error.value) == ('%s: checkpoint format version %d, this gluon-ds2 reads '
+                                'version %d' % (path, FORMAT_VERSION + 1, FORMAT_VERSION))
+
+
+def test_parameters_and_adam_state_round_trip_exactly(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    train_steps(net, trainer, 3)
+    path = save(tmp_path, net, trainer, 3)
+
+    restored, restored_trainer = tiny_model(seed=2)  # a different initialization
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(arrays(net).values(), arrays(restored).values()))
+    _, archive = read_checkpoint(path)
+    load_into(path, archive, restored, restored_trainer)
+
+    expected, got = arrays(net), arrays(restored)
+    assert expected.keys() == got.keys()
+    assert any('running_mean' in name for name in got)  # BatchNorm statistics travel too
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    expected_states, got_states = adam_states(trainer), adam_states(restored_trainer)
+    assert expected_states.keys() == got_states.keys() and expected_states
+    for index in expected_states:
+        for moment, restored_moment in zip(expected_states[index], got_states[index]):
+            assert np.any(moment != 0)
+            np.testing.assert_array_equal(restored_moment, moment)
+
+    # The next step is the same step: Adam's bias correction (its update count) came back too.
+    train_steps(net, trainer, 1, seed=5)
+    train_steps(restored, restored_trainer, 1, seed=5)
+    for name, value in arrays(net).items():
+        np.testing.assert_array_equal(arrays(restored)[name], value, err_msg=name)
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    path = save(tmp_path, net, trainer, 1)
+    other = DeepSpeech2(29, num_bins=NUM_BINS, rnn_hidden_size=16, rnn_hidden_layers=2,
+                        conv_filters=2)
+    _, archive = read_checkpoint(path)
+    with pytest.raises(CheckpointError, match='^%s: parameters do not fit the model'
+                       % path.replace('.', r'\.')):
+        load_into(path, archive, other)
+
+
+def test_resumed_config_takes_explicit_flags_over_the_checkpoints(tmp_path):
+    cfg, resumed = config_for_model_dir(str(tmp_path / 'new'), {'train': {'batch_size': 4}})
+    assert not resumed
+    assert cfg.model == Config().model and cfg.train.learning_rate == Config().train.learning_rate
+    assert cfg.train.batch_size == 4 and cfg.train.model_dir == str(tmp_path / 'new')
+
+    recorded = Config().to_json()
+    recorded['train'].update(batch_size=8, learning_rate=1e-3, max_steps=5)
+    recorded['model'].update(rnn_hidden_size=8, rnn_hidden_layers=2, conv_filters=2)
+    recorded['audio'].update(max_freq=4000.0)
+    net, trainer = tiny_model(seed=1)
+    save(tmp_path, net, trainer, 5, config=Config.from_json(recorded))
+
+    cfg, resumed = config_for_model_dir(
+        str(tmp_path), {'train': {'max_steps': 9, 'log_every': 1},
+                        'model': {'rnn_hidden_size': 8}})  # the same value is no change
+    assert resumed
+    assert cfg.train.max_steps == 9 and cfg.train.log_every == 1  # given now
+    assert cfg.train.batch_size == 8 and cfg.train.learning_rate == 1e-3  # the checkpoint's
+    assert cfg.model.rnn_hidden_size == 8 and cfg.model.conv_filters == 2
+    assert cfg.audio.max_freq == 4000.0
+    assert cfg.train.model_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize('group, flag, value, recorded', [
+    ('model', 'rnn_hidden_size', 16, 8),
+    ('audio', 'max_freq', 8000.0, 4000.0),
+])
+def test_changing_the_model_on_resume_is_a_clear_error(tmp_path, group, flag, value, recorded):
+    config = Config().to_json()
+    config['model'].update(rnn_hidden_size=8, rnn_hidden_layers=2, conv_filters=2)
+    config['audio'].update(max_freq=4000.0)
+    net, trainer = tiny_model(seed=1)
+    save(tmp_path, net, trainer, 5, config=Config.from_json(config))
+    with pytest.raises(ValueError) as error:
+        config_for_model_dir(str(tmp_path), {group: {flag: value}})
+    message = str(error.value)
+    assert message.startswith('--%s=%s differs from the checkpoint in %s (%s)'
+                              % (flag, value, tmp_path, recorded))
+    assert 'new --model_dir' in message

@@ -1,0 +1,91 @@
+"""End to end: ``sh run.sh`` on a tiny generated corpus with a tiny model, as a user runs it."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import REPO_ROOT, edit_distance
+
+pytestmark = pytest.mark.slow
+
+TINY = dict(DEMO_TRAIN_UTTERANCES='24', DEMO_DEV_UTTERANCES='6', DEMO_TEST_UTTERANCES='6',
+            EPOCHS='2', BATCH_SIZE='8', RNN_HIDDEN_SIZE='32', RNN_HIDDEN_LAYERS='1',
+            CONV_FILTERS='4', NUM_WORKERS='0', TRANSCRIBE_FILES='3', OMP_NUM_THREADS='1')
+
+
+def run_sh(tmp_path, *args):
+    env = dict(os.environ, MODEL_DIR=str(tmp_path / 'model'), DATA_DIR=str(tmp_path / 'data'),
+               MIRROR=str(tmp_path / 'mirror'), **TINY)
+    return subprocess.run(['sh', str(REPO_ROOT / 'run.sh'), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def demo_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp('run_sh')
+    result = run_sh(tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return tmp_path, result
+
+
+def test_every_stage_leaves_well_formed_output(demo_run):
+    tmp_path, result = demo_run
+    model_dir = tmp_path / 'model'
+    for split in ('train', 'dev', 'test'):
+        manifest = tmp_path / 'data' / split / 'LibriSpeech' / ('%s.csv' % split)
+        lines = manifest.read_text().splitlines()
+        assert lines[0] == 'wav_filename\twav_filesize\ttranscript'
+        assert len(lines) - 1 == int(TINY['DEMO_%s_UTTERANCES' % split.upper()])
+        for line in lines[1:]:
+            path, size, transcript = line.split('\t')
+            assert os.path.getsize(path) == int(size) and transcript == transcript.lower()
+    index = json.loads((model_dir / 'checkpoints.json').read_text())
+    with zipfile.ZipFile(model_dir / index['latest']) as archive:
+        assert archive.testzip() is None
+    records = [json.loads(line) for line in (model_dir / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['epoch'] for r in records if r['kind'] == 'eval'] == [1, 2]
+    assert (model_dir / 'training_curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    results = [json.loads(line) for line in
+               (model_dir / 'test_greedy.jsonl').read_text().splitlines()]
+    assert len(results) == int(TINY['DEMO_TEST_UTTERANCES'])
+    for r in results:
+        assert r['word_edits'] == edit_distance(r['reference'].split(), r['hypothesis'].split())
+
+
+def test_summary_names_the_outputs_and_the_test_error_rates(demo_run):
+    tmp_path, result = demo_run
+    summary = result.stdout[result.stdout.index('==> summary'):]
+    for stage in ('environment', 'demo corpus', 'prepare manifests', 'train',
+                  'evaluate (test split)', 'transcribe', 'total'):
+        assert stage in summary
+    assert str(tmp_path / 'model' / 'training_curves.png') in summary
+    assert 'WER (corpus)' in summary and 'CER (corpus)' in summary
+    # Three test files were transcribed and printed against their references.
+    assert result.stdout.count('\n  reference:  ') == 3
+    assert result.stdout.count('\n  transcript: ') == 3
+
+
+def test_the_checkpoint_evaluates_with_no_flags(demo_run):
+    tmp_path, _ = demo_run
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'evaluate.py'),
+                             str(tmp_path / 'model')], capture_output=True, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr
+    assert 'utterances        %s ' % TINY['DEMO_DEV_UTTERANCES'] in result.stdout
+
+
+def test_a_second_run_refuses_to_mix_runs(demo_run):
+    tmp_path, _ = demo_run
+    result = run_sh(tmp_path)
+    assert result.returncode == 1
+    assert 'already holds a training run. Pass --resume to continue it, --fresh to' in \
+        result.stderr
+
+
+def test_unknown_argument_is_rejected(tmp_path):
+    result = run_sh(tmp_path, '--bogus')
+    assert result.returncode == 2
+    assert "run.sh: unknown argument '--bogus'" in result.stderr
