@@ -1,0 +1,245 @@
+#!/bin/sh
+# gluon-ds2's main job: the counterpart of the reference's run_deep_speech.sh.
+#
+#   sh run.sh                      # the built-in demo: synthesize, prepare, train, evaluate
+#   sh run.sh --fresh              # the demo again, discarding the previous demo run
+#   sh run.sh --resume             # continue the previous demo run
+#   sh run.sh librispeech          # the reference benchmark on LibriSpeech
+#   NP=8 sh run.sh librispeech     # ... with horovodrun -np 8
+#   sh run.sh --help
+#
+# Every setting is an environment variable (listed by --help); flags override them.
+set -eu
+ROOT=$(cd "$(dirname "$0")" && pwd)
+cd "$ROOT"
+
+usage() {
+    cat <<'EOF'
+usage: sh run.sh [demo|librispeech] [--fresh|--resume] [--np N] [--model_dir DIR]
+                 [--data_dir DIR] [--mirror URL_OR_DIR] [--epochs N] [-- TRAIN_FLAGS...]
+
+demo (default)  synthesize the espeak-ng demo corpus (cached in data/demo_mirror), prepare it
+                with data/download.py --mirror, train the demo-size DeepSpeech2, evaluate the
+                best checkpoint on the held-out test voices (greedy, beam, beam + 3-gram LM),
+                transcribe three test files and print a summary.
+librispeech     the reference benchmark: download and prepare all seven LibriSpeech splits,
+                train on train-clean-100 + train-clean-360 + train-other-500 (utterances over
+                27 s dropped), evaluate on dev-clean + dev-other, reference-size model,
+                --num_gpus=-1 --wer_threshold=0.23.
+
+--fresh         delete MODEL_DIR first        --resume   continue MODEL_DIR's latest checkpoint
+(one of them is required when MODEL_DIR already holds checkpoints: runs are never mixed)
+Arguments after -- go to train.py unchanged (e.g. -- --learning_rate=1e-3).
+
+environment (defaults in brackets):
+  NP              training processes; > 1 launches horovodrun -np NP [1]
+  HOSTS           horovodrun -H value for several hosts, e.g. host1:8,host2:8 [localhost:NP]
+  MODEL_DIR       [runs/demo | /tmp/deep_speech_model]
+  DATA_DIR        prepared data [data/demo_data | /tmp/librispeech_data]
+  MIRROR          where tarballs come from [data/demo_mirror | OpenSLR resource 12]
+  EPOCHS          training epochs [demo: 12, librispeech: 10]
+  BATCH_SIZE      global batch [demo: 16, librispeech: 128]
+  RNN_HIDDEN_SIZE, RNN_HIDDEN_LAYERS, CONV_FILTERS, MAX_FREQ, LEARNING_RATE, LR_DECAY
+                  model/optimizer [demo: 256, 3, 16, 4000, 1.5e-3, 0.9;
+                                   librispeech: 800, 5, 32, (none), 5e-4, 1.0]
+  DEMO_TRAIN_HOURS, DEMO_DEV_UTTERANCES, DEMO_TEST_UTTERANCES   demo corpus size [2.5, 300, 300]
+  DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
+  NUM_WORKERS     DataLoader workers [1]
+  TRANSCRIBE_FILES how many test files to transcribe at the end [3]
+EOF
+}
+
+TASK=demo
+MODE=
+TRAIN_EXTRA=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        demo|librispeech) TASK=$1 ;;
+        --fresh) MODE=fresh ;;
+        --resume) MODE=resume ;;
+        --np) NP=$2; shift ;;
+        --np=*) NP=${1#*=} ;;
+        --model_dir) MODEL_DIR=$2; shift ;;
+        --model_dir=*) MODEL_DIR=${1#*=} ;;
+        --data_dir) DATA_DIR=$2; shift ;;
+        --data_dir=*) DATA_DIR=${1#*=} ;;
+        --mirror) MIRROR=$2; shift ;;
+        --mirror=*) MIRROR=${1#*=} ;;
+        --epochs) EPOCHS=$2; shift ;;
+        --epochs=*) EPOCHS=${1#*=} ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; TRAIN_EXTRA="$*"; break ;;
+        *) echo "run.sh: unknown argument '$1' (see sh run.sh --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+NP=${NP:-1}
+NUM_WORKERS=${NUM_WORKERS:-1}
+if [ "$TASK" = demo ]; then
+    MODEL_DIR=${MODEL_DIR:-runs/demo}
+    DATA_DIR=${DATA_DIR:-data/demo_data}
+    MIRROR=${MIRROR:-data/demo_mirror}
+    EPOCHS=${EPOCHS:-12}
+    BATCH_SIZE=${BATCH_SIZE:-16}
+    RNN_HIDDEN_SIZE=${RNN_HIDDEN_SIZE:-256}
+    RNN_HIDDEN_LAYERS=${RNN_HIDDEN_LAYERS:-3}
+    CONV_FILTERS=${CONV_FILTERS:-16}
+    MAX_FREQ=${MAX_FREQ:-4000}
+    LEARNING_RATE=${LEARNING_RATE:-1.5e-3}
+    LR_DECAY=${LR_DECAY:-0.9}
+else
+    MODEL_DIR=${MODEL_DIR:-/tmp/deep_speech_model}
+    DATA_DIR=${DATA_DIR:-/tmp/librispeech_data}
+    MIRROR=${MIRROR:-http://www.openslr.org/resources/12}
+    EPOCHS=${EPOCHS:-10}
+    BATCH_SIZE=${BATCH_SIZE:-128}
+    RNN_HIDDEN_SIZE=${RNN_HIDDEN_SIZE:-800}
+    RNN_HIDDEN_LAYERS=${RNN_HIDDEN_LAYERS:-5}
+    CONV_FILTERS=${CONV_FILTERS:-32}
+    MAX_FREQ=${MAX_FREQ:-}
+    LEARNING_RATE=${LEARNING_RATE:-5e-4}
+    LR_DECAY=${LR_DECAY:-1.0}
+fi
+TRANSCRIBE_FILES=${TRANSCRIBE_FILES:-3}
+
+STAGES=
+now() { date +%s; }
+stage_start() { STAGE_NAME=$1; STAGE_T0=$(now); echo; echo "==> $1"; }
+stage_end() { STAGES="$STAGES$(printf '  %-28s %6d s' "$STAGE_NAME" $(( $(now) - STAGE_T0 )))
+"; }
+fail() { echo "run.sh: $*" >&2; exit 1; }
+
+T_START=$(now)
+stage_start "environment"
+sh scripts/setup_env.sh
+PY="$ROOT/.venv/bin/python"
+stage_end
+
+if [ -f "$MODEL_DIR/checkpoints.json" ] && [ -z "$MODE" ]; then
+    fail "$MODEL_DIR already holds a training run. Pass --resume to continue it, --fresh to \
+delete it and start over, or --model_dir DIR for a new one."
+fi
+if [ "$MODE" = fresh ]; then rm -rf "$MODEL_DIR"; fi
+mkdir -p "$MODEL_DIR"
+
+if [ "$TASK" = demo ]; then
+    stage_start "demo corpus"
+    if [ -n "${DEMO_TRAIN_UTTERANCES:-}" ]; then
+        SIZE="--train_utterances $DEMO_TRAIN_UTTERANCES"
+    else
+        SIZE="--train_hours ${DEMO_TRAIN_HOURS:-2.5}"
+    fi
+    # shellcheck disable=SC2086
+    "$PY" data/make_demo_corpus.py --out_dir "$MIRROR" $SIZE \
+        --dev_utterances "${DEMO_DEV_UTTERANCES:-300}" \
+        --test_utterances "${DEMO_TEST_UTTERANCES:-300}"
+    stage_end
+    stage_start "prepare manifests"
+    "$PY" data/download.py --mirror "$MIRROR" --data_dir "$DATA_DIR" --splits train,dev,test
+    TRAIN_CSV=$DATA_DIR/train/LibriSpeech/train.csv
+    EVAL_CSV=$DATA_DIR/dev/LibriSpeech/dev.csv
+    TEST_CSV=$DATA_DIR/test/LibriSpeech/test.csv
+    stage_end
+else
+    stage_start "download LibriSpeech"
+    case "$MIRROR" in
+        http://*|https://*)
+            "$PY" - "$MIRROR" <<'EOF' || fail "cannot reach $MIRROR: LibriSpeech needs network \
+access, or a local copy: sh run.sh librispeech --mirror /path/to/tarballs"
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], method='HEAD'), timeout=15)
+EOF
+            ;;
+    esac
+    "$PY" data/download.py --mirror "$MIRROR" --data_dir "$DATA_DIR"
+    stage_end
+    stage_start "combine manifests"
+    L=$DATA_DIR
+    "$PY" data/combine_manifests.py --max_duration 27 --output "$DATA_DIR/train-all.csv" \
+        "$L/train-clean-100/LibriSpeech/train-clean-100.csv" \
+        "$L/train-clean-360/LibriSpeech/train-clean-360.csv" \
+        "$L/train-other-500/LibriSpeech/train-other-500.csv"
+    "$PY" data/combine_manifests.py --max_duration 27 --output "$DATA_DIR/dev-all.csv" \
+        "$L/dev-clean/LibriSpeech/dev-clean.csv" "$L/dev-other/LibriSpeech/dev-other.csv"
+    TRAIN_CSV=$DATA_DIR/train-all.csv
+    EVAL_CSV=$DATA_DIR/dev-all.csv
+    TEST_CSV=$L/test-clean/LibriSpeech/test-clean.csv
+    stage_end
+fi
+
+stage_start "train"
+set -- --train_data_dir="$TRAIN_CSV" --eval_data_dir="$EVAL_CSV" --model_dir="$MODEL_DIR" \
+    --train_epochs="$EPOCHS" --batch_size="$BATCH_SIZE" --rnn_hidden_size="$RNN_HIDDEN_SIZE" \
+    --rnn_hidden_layers="$RNN_HIDDEN_LAYERS" --conv_filters="$CONV_FILTERS" \
+    --learning_rate="$LEARNING_RATE" --lr_decay="$LR_DECAY" --num_workers="$NUM_WORKERS"
+if [ -n "$MAX_FREQ" ]; then set -- "$@" --max_freq="$MAX_FREQ"; fi
+if [ "$TASK" = librispeech ]; then set -- "$@" --num_gpus=-1 --wer_threshold=0.23; fi
+if [ "$NP" -gt 1 ]; then
+    # shellcheck disable=SC2086
+    "$ROOT/.venv/bin/horovodrun" -np "$NP" -H "${HOSTS:-localhost:$NP}" --gloo \
+        "$PY" train.py "$@" $TRAIN_EXTRA
+else
+    # shellcheck disable=SC2086
+    "$PY" train.py "$@" $TRAIN_EXTRA
+fi
+stage_end
+
+stage_start "evaluate (test split)"
+REPORT=$MODEL_DIR/test_report.txt
+: > "$REPORT"
+evaluate() {
+    label=$1; shift
+    echo "--- $label" | tee -a "$REPORT"
+    "$PY" evaluate.py "$MODEL_DIR" --eval_data_dir="$TEST_CSV" --worst 3 "$@" | tee -a "$REPORT"
+}
+evaluate greedy --output "$MODEL_DIR/test_greedy.jsonl"
+if "$PY" -c "import pyctcdecode, kenlm" 2>/dev/null; then
+    evaluate "beam search (width 32, no LM)" --decoder beam --beam_width 32 --worst 0 \
+        --output "$MODEL_DIR/test_beam.jsonl"
+    "$PY" scripts/build_lm.py "$TRAIN_CSV" --order 3 --output "$MODEL_DIR/lm.arpa"
+    evaluate "beam search + 3-gram LM from the train transcripts" --decoder beam \
+        --beam_width 32 --lm "$MODEL_DIR/lm.arpa" --worst 0 --output "$MODEL_DIR/test_lm.jsonl"
+else
+    echo "(beam search skipped: pip install pyctcdecode kenlm)" | tee -a "$REPORT"
+fi
+stage_end
+
+stage_start "transcribe"
+FILES=$("$PY" -c "
+import sys; from gluon_ds2.manifest import read_manifest
+df = read_manifest(sys.argv[1]).sort_values('wav_filename')
+step = max(1, len(df) // int(sys.argv[2]))
+print('\n'.join(df['wav_filename'].iloc[::step][:int(sys.argv[2])]))" "$TEST_CSV" "$TRANSCRIBE_FILES")
+# shellcheck disable=SC2086
+"$PY" transcribe.py "$MODEL_DIR" $FILES > "$MODEL_DIR/transcripts.tsv"
+"$PY" - "$TEST_CSV" "$MODEL_DIR/transcripts.tsv" <<'EOF'
+import sys
+from gluon_ds2.manifest import read_manifest
+refs = dict(zip(*[read_manifest(sys.argv[1])[c] for c in ('wav_filename', 'transcript')]))
+for line in open(sys.argv[2]):
+    path, _, text = line.rstrip('\n').partition('\t')
+    print('%s\n  reference:  %s\n  transcript: %s' % (path, refs.get(path, '?'), text))
+EOF
+stage_end
+
+echo
+echo "==> summary ($TASK)"
+printf '%s' "$STAGES"
+printf '  %-28s %6d s\n' "total" $(( $(now) - T_START ))
+"$PY" - "$TRAIN_CSV" "$TEST_CSV" "$MODEL_DIR" <<'EOF'
+import json, os, sys
+from gluon_ds2.checkpoint import read_index
+from gluon_ds2.manifest import add_durations, read_manifests
+train_csv, test_csv, model_dir = sys.argv[1:]
+for name, path in (('train', train_csv), ('test', test_csv)):
+    df = add_durations(read_manifests(path), progress=False)
+    print('  %-14s %.2f h in %d utterances' % (name + ' audio', df['duration'].sum() / 3600,
+                                               len(df)))
+index = read_index(model_dir)
+print('  %-14s %s' % ('checkpoint', os.path.join(model_dir, index['best'] or index['latest'])))
+for label, name in (('metrics log', 'metrics.jsonl'), ('curve plot', 'training_curves.png'),
+                    ('test report', 'test_report.txt'), ('per-utterance', 'test_greedy.jsonl')):
+    print('  %-14s %s' % (label, os.path.join(model_dir, name)))
+EOF
+grep -E "^(---|WER \(corpus\)|CER \(corpus\))" "$MODEL_DIR/test_report.txt" | sed 's/^/  /'
