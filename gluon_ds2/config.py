@@ -77,6 +77,13 @@ class DataConfig:
     on_bad_input: str = _flag('skip', "What to do with an unreadable file or row: 'skip' "
                                       "(count and go on) or 'fail'. [gluon-ds2]",
                               choices=('skip', 'fail'))
+    freq_masks: int = _flag(0, 'SpecAugment frequency masks per training utterance (0 = off, '
+                               'the reference). [gluon-ds2]')
+    freq_mask_width: int = _flag(10, 'Widest frequency mask, in bins. [gluon-ds2]')
+    time_masks: int = _flag(0, 'SpecAugment time masks per training utterance (0 = off). '
+                               '[gluon-ds2]')
+    time_mask_width: int = _flag(20, 'Widest time mask, in frames (at most a fifth of the '
+                                     'utterance). [gluon-ds2]')
 
 
 @dataclass
@@ -89,6 +96,9 @@ class ModelConfig:
     is_bidirectional: bool = _flag(True, 'If rnn unit is bidirectional')
     use_bias: bool = _flag(True, 'Use bias in the last fully-connected layer')
     conv_filters: int = _flag(32, 'Filters in each of the two conv layers. [gluon-ds2]')
+    batch_norm_decay: float = _flag(0.997, 'Momentum of the BatchNorm running statistics (the '
+                                           'reference\'s 0.997 lags for hundreds of steps; '
+                                           'short runs evaluate better with 0.99). [gluon-ds2]')
 
 
 @dataclass

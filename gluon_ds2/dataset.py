@@ -16,7 +16,7 @@ import soundfile
 from mxnet import gluon
 from tqdm import tqdm
 
-from .featurizer import AudioError, featurize, read_audio
+from .featurizer import AudioError, featurize, read_audio, spec_augment
 
 __all__ = ['prepare_entries', 'SpeechDataset', 'SkippedUtterance', 'ctc_min_output_length']
 
@@ -133,12 +133,19 @@ class SpeechDataset(gluon.data.Dataset):
 
     An audio file that fails to read becomes a :class:`SkippedUtterance` when
     ``on_error='skip'`` (the batchify function drops and counts it).
+
+    With ``augment`` (keyword arguments of :func:`~gluon_ds2.featurizer.spec_augment`),
+    items are keyed ``(epoch, i)`` and masked with a generator seeded by
+    ``(seed, epoch, i)``: the same masks in any worker process, and again
+    after a resume.
     """
 
-    def __init__(self, entries, audio_config, on_error='skip'):
+    def __init__(self, entries, audio_config, on_error='skip', augment=None, seed=0):
         self.entries = entries
         self.audio_config = audio_config
         self.on_error = on_error
+        self.augment = augment
+        self.seed = seed
 
     def __len__(self):
         return len(self.entries)
@@ -148,7 +155,8 @@ class SpeechDataset(gluon.data.Dataset):
         """Sort keys for the sampler: WAV file sizes, as the reference sorts."""
         return [entry['wav_filesize'] for entry in self.entries]
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        epoch, index = key if isinstance(key, tuple) else (None, key)
         entry = self.entries[index]
         try:
             samples = read_audio(entry['wav_filename'], self.audio_config.sample_rate)
@@ -157,4 +165,7 @@ class SpeechDataset(gluon.data.Dataset):
                 raise
             return SkippedUtterance(entry['wav_filename'], str(err))
         features = featurize(samples, self.audio_config)
+        if self.augment and epoch is not None:
+            rng = np.random.default_rng([self.seed, epoch, index])
+            features = spec_augment(features, rng, **self.augment)
         return features, np.asarray(entry['labels'], dtype=np.int32)

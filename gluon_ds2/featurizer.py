@@ -9,7 +9,8 @@ import os
 import numpy as np
 import soundfile
 
-__all__ = ['AudioError', 'read_audio', 'spectrogram', 'normalize', 'featurize']
+__all__ = ['AudioError', 'read_audio', 'spectrogram', 'normalize', 'featurize',
+           'spec_augment']
 
 
 class AudioError(ValueError):
@@ -109,3 +110,32 @@ def featurize(samples, audio_config):
     features = spectrogram(samples, audio_config.sample_rate, stride_ms=audio_config.stride_ms,
                            window_ms=audio_config.window_ms, max_freq=audio_config.max_freq)
     return normalize(features).astype(np.float32)
+
+
+def spec_augment(features, rng, freq_masks=0, freq_mask_width=0, time_masks=0,
+                 time_mask_width=0):
+    """SpecAugment's frequency and time masking (Park et al., 2019), on a copy.
+
+    Each mask sets a band of ``[0, width]`` consecutive bins (or frames) to 0,
+    the mean of normalized features. Time masks are at most a fifth of the
+    utterance, so short utterances keep most of their frames. Beyond the
+    reference, which has no augmentation.
+
+    Parameters
+    ----------
+    features : (T, bins) array, normalized
+    rng : numpy.random.Generator
+    """
+    features = features.copy()
+    frames, bins = features.shape
+    for count, width, axis_size, axis in ((freq_masks, freq_mask_width, bins, 1),
+                                          (time_masks, min(time_mask_width, frames // 5),
+                                           frames, 0)):
+        for _ in range(count):
+            size = int(rng.integers(0, width + 1))
+            start = int(rng.integers(0, axis_size - size + 1))
+            if axis == 1:
+                features[:, start:start + size] = 0
+            else:
+                features[start:start + size] = 0
+    return features

@@ -23,6 +23,7 @@ CONV_LAYERS = (
     dict(kernel_size=(41, 11), strides=(2, 2), padding=(20, 5)),
     dict(kernel_size=(21, 11), strides=(2, 1), padding=(10, 5)),
 )
+# The reference's BatchNorm decay and epsilon.
 BN_MOMENTUM = 0.997
 BN_EPSILON = 1e-5
 
@@ -71,6 +72,8 @@ class DeepSpeech2(gluon.HybridBlock):
         As the reference's flags.
     conv_filters : int
         Filters per conv layer (32 in the reference).
+    batch_norm_decay : float
+        Momentum of the BatchNorm running statistics (0.997 in the reference).
 
     Inputs
     ------
@@ -85,6 +88,7 @@ class DeepSpeech2(gluon.HybridBlock):
 
     def __init__(self, num_classes, num_bins=161, rnn_hidden_size=800, rnn_hidden_layers=5,
                  rnn_type='lstm', is_bidirectional=True, use_bias=True, conv_filters=32,
+                 batch_norm_decay=BN_MOMENTUM,
                  **kwargs):
         super().__init__(**kwargs)
         self.is_bidirectional = is_bidirectional
@@ -94,19 +98,19 @@ class DeepSpeech2(gluon.HybridBlock):
             self.conv_norms = nn.HybridSequential(prefix='convbn_')
             for layer in CONV_LAYERS:
                 self.convs.add(nn.Conv2D(conv_filters, use_bias=False, **layer))
-                self.conv_norms.add(nn.BatchNorm(axis=1, momentum=BN_MOMENTUM,
+                self.conv_norms.add(nn.BatchNorm(axis=1, momentum=batch_norm_decay,
                                                  epsilon=BN_EPSILON))
             self.rnn_norms = nn.HybridSequential(prefix='rnnbn_')
             self.forward_rnns = nn.HybridSequential(prefix='fw_')
             self.backward_rnns = nn.HybridSequential(prefix='bw_')
             for index in range(rnn_hidden_layers):
                 if index > 0:
-                    self.rnn_norms.add(nn.BatchNorm(axis=2, momentum=BN_MOMENTUM,
+                    self.rnn_norms.add(nn.BatchNorm(axis=2, momentum=batch_norm_decay,
                                                     epsilon=BN_EPSILON))
                 self.forward_rnns.add(_rnn_layer(rnn_type, rnn_hidden_size, 'fw%d_' % index))
                 if is_bidirectional:
                     self.backward_rnns.add(_rnn_layer(rnn_type, rnn_hidden_size, 'bw%d_' % index))
-            self.output_norm = nn.BatchNorm(axis=2, momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+            self.output_norm = nn.BatchNorm(axis=2, momentum=batch_norm_decay, epsilon=BN_EPSILON)
             self.output = nn.Dense(num_classes, use_bias=use_bias, flatten=False)
 
     @classmethod
@@ -116,7 +120,7 @@ class DeepSpeech2(gluon.HybridBlock):
         return cls(num_classes, num_bins=num_bins, rnn_hidden_size=m.rnn_hidden_size,
                    rnn_hidden_layers=m.rnn_hidden_layers, rnn_type=m.rnn_type,
                    is_bidirectional=m.is_bidirectional, use_bias=m.use_bias,
-                   conv_filters=m.conv_filters)
+                   conv_filters=m.conv_filters, batch_norm_decay=m.batch_norm_decay)
 
     def hybrid_forward(self, F, features, feature_lengths):
         x, lengths = features, feature_lengths.astype('float32')

@@ -12,7 +12,7 @@ utterances one process with batch B sees.
 """
 import numpy as np
 
-__all__ = ['SortagradSampler', 'sorted_batches']
+__all__ = ['SortagradSampler', 'EpochKeyedBatches', 'sorted_batches']
 
 
 class SortagradSampler:
@@ -93,6 +93,25 @@ class SortagradSampler:
             part = self._part(batch)
             if part is not None:
                 yield part
+
+
+class EpochKeyedBatches:
+    """A SortagradSampler's batches as ``[(epoch, index), ...]``.
+
+    Dataset items are fetched in DataLoader worker processes, which never
+    see ``set_epoch``; carrying the epoch in each key lets per-epoch
+    augmentation be seeded the same in any process.
+    """
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def __iter__(self):
+        for batch in self.sampler:
+            yield [(self.sampler.epoch, index) for index in batch]
 
 
 def sorted_batches(lengths, batch_size, num_parts=1, part_index=0):

@@ -37,7 +37,7 @@ from .evaluation import evaluate
 from .loss import CTCLoss
 from .manifest import read_manifests
 from .model import DeepSpeech2, output_length
-from .sampler import SortagradSampler, sorted_batches
+from .sampler import EpochKeyedBatches, SortagradSampler, sorted_batches
 from .vocab import Vocabulary
 
 __all__ = ['load_entries', 'train_step', 'train_one_epoch',
@@ -289,10 +289,16 @@ def run(cfg):
                     sum(e['duration'] for e in train_entries) / 3600, dict(dropped) or 'none',
                     len(eval_entries), dict(eval_dropped) or 'none')
 
-    train_set = SpeechDataset(train_entries, cfg.audio, on_error=cfg.data.on_bad_input)
-    sampler = SortagradSampler(train_set.lengths, t.batch_size, sortagrad=cfg.data.sortagrad,
+    d = cfg.data
+    augment = dict(freq_masks=d.freq_masks, freq_mask_width=d.freq_mask_width,
+                   time_masks=d.time_masks, time_mask_width=d.time_mask_width) \
+        if d.freq_masks or d.time_masks else None
+    train_set = SpeechDataset(train_entries, cfg.audio, on_error=d.on_bad_input,
+                              augment=augment, seed=t.seed)
+    sampler = SortagradSampler(train_set.lengths, t.batch_size, sortagrad=d.sortagrad,
                                seed=t.seed, num_parts=dist.size, part_index=dist.rank)
-    train_loader = _make_loader(train_set, sampler, cfg.data.num_workers)
+    train_loader = _make_loader(train_set, EpochKeyedBatches(sampler) if augment else sampler,
+                                d.num_workers)
     eval_set = SpeechDataset(eval_entries, cfg.audio, on_error=cfg.data.on_bad_input)
     eval_batches = sorted_batches(eval_set.lengths, t.batch_size // dist.size,
                                   num_parts=dist.size, part_index=dist.rank)

@@ -291,3 +291,29 @@ def test_truncated_wav_reads_as_shorter_audio(tmp_path, good_rows):
     features, labels = SpeechDataset(entries, AUDIO)[1]
     assert features.shape == (frames_of(8000), 161)
     assert labels.tolist() == entries[1]['labels']
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_augmented_items_are_seeded_by_epoch_and_index(tmp_path, good_rows, num_workers):
+    """SpecAugment masks depend on (seed, epoch, index) only: the same in worker
+    processes as in the main one, different from epoch to epoch, absent without a key."""
+    from gluon_ds2.featurizer import spec_augment
+    from gluon_ds2.sampler import EpochKeyedBatches
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', good_rows))
+    entries, _ = prepare_entries(df, VOCAB, AUDIO, progress=False)
+    augment = dict(freq_masks=2, freq_mask_width=20, time_masks=1, time_mask_width=20)
+    dataset = SpeechDataset(entries, AUDIO, augment=augment, seed=9)
+    sampler = SortagradSampler(dataset.lengths, batch_size=5)
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        loader = make_dataloader(dataset, EpochKeyedBatches(sampler), num_workers=num_workers)
+        (features, feature_lengths, _, _, _), = list(loader)
+        for row, index in enumerate(list(sampler)[0]):
+            plain, _ = expected_item(entries[index])
+            expected = spec_augment(plain, np.random.default_rng([9, epoch, index]), **augment)
+            n = len(plain)
+            np.testing.assert_allclose(features.asnumpy()[row, 0, :n], expected, atol=1e-5)
+    masked_0, _ = dataset[(0, 1)]
+    masked_1, _ = dataset[(1, 1)]
+    assert not np.array_equal(masked_0, masked_1)
+    np.testing.assert_allclose(dataset[1][0], expected_item(entries[1])[0], atol=1e-5)

@@ -197,3 +197,34 @@ def test_truncated_flac_is_an_error_naming_the_file(tmp_path):
     with pytest.raises(AudioError) as info:
         read_audio(str(path), RATE)
     assert str(info.value).startswith('%s: cannot read audio (' % path)
+
+
+def test_spec_augment_masks_bands_to_zero_without_touching_the_input():
+    from gluon_ds2.featurizer import spec_augment
+    features = np.random.RandomState(3).randn(200, 81).astype(np.float32) + 5.0  # no zeros
+    original = features.copy()
+    masked = spec_augment(features, np.random.default_rng(7), freq_masks=2, freq_mask_width=10,
+                          time_masks=2, time_mask_width=30)
+    np.testing.assert_array_equal(features, original)
+    zero_columns = np.where((masked == 0).all(axis=0))[0]
+    zero_rows = np.where((masked == 0).all(axis=1))[0]
+    assert 0 < len(zero_columns) <= 2 * 10
+    assert 0 < len(zero_rows) <= 2 * 30
+    # Everything not in a masked band is untouched.
+    keep = np.ones_like(masked, dtype=bool)
+    keep[:, zero_columns] = False
+    keep[zero_rows] = False
+    np.testing.assert_array_equal(masked[keep], original[keep])
+    again = spec_augment(features, np.random.default_rng(7), freq_masks=2, freq_mask_width=10,
+                         time_masks=2, time_mask_width=30)
+    np.testing.assert_array_equal(masked, again)
+
+
+def test_spec_augment_time_masks_stay_within_a_fifth_of_the_utterance():
+    from gluon_ds2.featurizer import spec_augment
+    features = np.ones((50, 81), dtype=np.float32)
+    for seed in range(50):
+        masked = spec_augment(features, np.random.default_rng(seed), time_masks=1,
+                              time_mask_width=1000)
+        assert (masked == 0).all(axis=1).sum() <= 50 // 5
+    np.testing.assert_array_equal(spec_augment(features, np.random.default_rng(0)), features)

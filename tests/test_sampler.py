@@ -128,3 +128,14 @@ def test_invalid_arguments():
     with pytest.raises(ValueError) as info:
         SortagradSampler(LENGTHS, 4, num_parts=2, part_index=2)
     assert str(info.value) == 'part_index 2 out of range for 2 parts'
+
+
+def test_epoch_keyed_batches_carry_the_epoch_with_the_same_order():
+    from gluon_ds2.sampler import EpochKeyedBatches
+    sampler = SortagradSampler(list(range(23)), 4, seed=5)
+    keyed = EpochKeyedBatches(sampler)
+    for epoch in (0, 3):
+        sampler.set_epoch(epoch, start_batch=1)
+        plain = list(sampler)
+        assert len(keyed) == len(plain)
+        assert list(keyed) == [[(epoch, i) for i in batch] for batch in plain]
