@@ -39,9 +39,10 @@ environment (defaults in brackets):
   MIRROR          where tarballs come from [data/demo_mirror | OpenSLR resource 12]
   EPOCHS          training epochs [demo: 12, librispeech: 10]
   BATCH_SIZE      global batch [demo: 16, librispeech: 128]
-  RNN_HIDDEN_SIZE, RNN_HIDDEN_LAYERS, CONV_FILTERS, MAX_FREQ, LEARNING_RATE, LR_DECAY
-                  model/optimizer [demo: 256, 3, 16, 4000, 1.5e-3, 0.9;
-                                   librispeech: 800, 5, 32, (none), 5e-4, 1.0]
+  RNN_HIDDEN_SIZE, RNN_HIDDEN_LAYERS, CONV_FILTERS, MAX_FREQ, LEARNING_RATE, LR_DECAY,
+  BATCH_NORM_DECAY, FREQ_MASKS, TIME_MASKS (SpecAugment, widths 10 bins and 20 frames)
+                  [demo: 256, 3, 16, 4000, 1.5e-3, 0.9, 0.99, 2, 2;
+                   librispeech: 800, 5, 32, (none), 5e-4, 1.0, 0.997, 0, 0: the reference]
   DEMO_TRAIN_HOURS, DEMO_DEV_UTTERANCES, DEMO_TEST_UTTERANCES   demo corpus size [2.5, 300, 300]
   DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
   NUM_WORKERS     DataLoader workers [1]
@@ -88,6 +89,9 @@ if [ "$TASK" = demo ]; then
     MAX_FREQ=${MAX_FREQ:-4000}
     LEARNING_RATE=${LEARNING_RATE:-1.5e-3}
     LR_DECAY=${LR_DECAY:-0.9}
+    BATCH_NORM_DECAY=${BATCH_NORM_DECAY:-0.99}
+    FREQ_MASKS=${FREQ_MASKS:-2}
+    TIME_MASKS=${TIME_MASKS:-2}
 else
     MODEL_DIR=${MODEL_DIR:-/tmp/deep_speech_model}
     DATA_DIR=${DATA_DIR:-/tmp/librispeech_data}
@@ -100,6 +104,9 @@ else
     MAX_FREQ=${MAX_FREQ:-}
     LEARNING_RATE=${LEARNING_RATE:-5e-4}
     LR_DECAY=${LR_DECAY:-1.0}
+    BATCH_NORM_DECAY=${BATCH_NORM_DECAY:-0.997}
+    FREQ_MASKS=${FREQ_MASKS:-0}
+    TIME_MASKS=${TIME_MASKS:-0}
 fi
 TRANSCRIBE_FILES=${TRANSCRIBE_FILES:-3}
 
@@ -172,7 +179,8 @@ stage_start "train"
 set -- --train_data_dir="$TRAIN_CSV" --eval_data_dir="$EVAL_CSV" --model_dir="$MODEL_DIR" \
     --train_epochs="$EPOCHS" --batch_size="$BATCH_SIZE" --rnn_hidden_size="$RNN_HIDDEN_SIZE" \
     --rnn_hidden_layers="$RNN_HIDDEN_LAYERS" --conv_filters="$CONV_FILTERS" \
-    --learning_rate="$LEARNING_RATE" --lr_decay="$LR_DECAY" --num_workers="$NUM_WORKERS"
+    --learning_rate="$LEARNING_RATE" --lr_decay="$LR_DECAY" --num_workers="$NUM_WORKERS" \
+    --batch_norm_decay="$BATCH_NORM_DECAY" --freq_masks="$FREQ_MASKS" --time_masks="$TIME_MASKS"
 if [ -n "$MAX_FREQ" ]; then set -- "$@" --max_freq="$MAX_FREQ"; fi
 if [ "$TASK" = librispeech ]; then set -- "$@" --num_gpus=-1 --wer_threshold=0.23; fi
 if [ "$NP" -gt 1 ]; then

@@ -68,12 +68,17 @@ def plot_curves(metrics_path, png_path):
     ax_loss.set(xlabel='step', ylabel='CTC loss (per utterance)', title='training loss')
     ax_loss.set_yscale('log')
     if evals:
-        steps = [r['step'] for r in evals]
-        ax_err.plot(steps, [r['wer'] for r in evals], 'o-', label='WER')
-        ax_err.plot(steps, [r['cer'] for r in evals], 's-', label='CER')
+        # Wall-clock minutes since the first record: how long the curve took to get there.
+        start = min(r['time'] for r in records if 'time' in r)
+        minutes = [(r['time'] - start) / 60 for r in evals]
+        ax_err.plot(minutes, [r['wer'] for r in evals], 'o-', label='WER')
+        ax_err.plot(minutes, [r['cer'] for r in evals], 's-', label='CER')
+        for x, r in zip(minutes, evals):
+            ax_err.annotate('%.3f' % r['cer'], (x, r['cer']), textcoords='offset points',
+                            xytext=(0, -12), ha='center', fontsize=7)
         ax_err.legend()
-    ax_err.set(xlabel='step', ylabel='error rate (corpus level)', title='eval error rates',
-               ylim=(0, None))
+    ax_err.set(xlabel='minutes of training (wall clock)', ylabel='error rate (corpus level)',
+               title='eval error rates', ylim=(0, None))
     ax_err.grid(alpha=0.3)
     fig.tight_layout()
     tmp = png_path + '.tmp.png'
