@@ -16,8 +16,8 @@ REQS=$ROOT/requirements.txt
 if [ "${GPU:-0}" = 1 ]; then REQS=$ROOT/requirements-gpu.txt; fi
 STAMP=$VENV/.gluon_ds2_stamp
 WITH_LM=${WITH_LM:-1}
-WANT=$( (cat "$REQS" "$ROOT/requirements-lm.txt" "$ROOT/scripts/setup_env.sh" \
-    "$ROOT/pyproject.toml"; echo "lm=$WITH_LM") | sha256sum | cut -c1-16)
+WANT=$( (cat "$REQS" "$ROOT/scripts/setup_env.sh" "$ROOT/pyproject.toml"; \
+    echo "lm=$WITH_LM") | sha256sum | cut -c1-16)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/horovodrun" ]; then
     exit 0
@@ -33,7 +33,7 @@ $PIP install "cmake<4" cython "numpy>=1.21,<1.24"
 $PIP install --no-build-isolation -r "$REQS"
 $PIP install --no-build-isolation --no-deps -e "$ROOT"
 if [ "$WITH_LM" = 1 ]; then
-    $PIP install -r "$ROOT/requirements-lm.txt"
+    $PIP install -e "$ROOT[lm]"
     # KenLM's build_binary (ARPA -> binary model) is not in the pip package;
     # compile it from the same source release (about 15 s).
     if [ ! -x "$VENV/bin/build_binary" ]; then
