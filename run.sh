@@ -154,8 +154,14 @@ else
         http://*|https://*)
             "$PY" - "$MIRROR" <<'EOF' || fail "cannot reach $MIRROR: LibriSpeech needs network \
 access, or a local copy: sh run.sh librispeech --mirror /path/to/tarballs"
-import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request(sys.argv[1], method='HEAD'), timeout=15)
+import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(urllib.request.Request(sys.argv[1], method='HEAD'), timeout=15)
+except urllib.error.HTTPError:
+    pass  # the server answered: the network works
+except OSError as err:
+    print('run.sh: %s' % getattr(err, 'reason', err), file=sys.stderr)
+    sys.exit(1)
 EOF
             ;;
     esac

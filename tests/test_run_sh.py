@@ -1,4 +1,5 @@
 """End to end: ``sh run.sh`` on a tiny generated corpus with a tiny model, as a user runs it."""
+import io
 import json
 import os
 import subprocess
@@ -89,3 +90,43 @@ def test_unknown_argument_is_rejected(tmp_path):
     result = run_sh(tmp_path, '--bogus')
     assert result.returncode == 2
     assert "run.sh: unknown argument '--bogus'" in result.stderr
+
+
+def test_librispeech_mode_on_a_local_mirror(tmp_path, demo_mirror):
+    """``run.sh librispeech --mirror DIR`` runs the reference's recipe end to end: all seven
+    splits downloaded and prepared, train/dev manifests combined with the 27 s limit."""
+    import hashlib
+    import tarfile
+    mirror = tmp_path / 'librispeech_mirror'
+    mirror.mkdir()
+    sources = {'train': ('train-clean-100', 'train-clean-360', 'train-other-500'),
+               'dev': ('dev-clean', 'dev-other'), 'test': ('test-clean', 'test-other')}
+    md5_lines = []
+    for demo_split, names in sources.items():
+        with tarfile.open(demo_mirror / ('%s.tar.gz' % demo_split)) as source:
+            members = [(m.name, m, source.extractfile(m).read())
+                       for m in source.getmembers() if m.isfile()]
+        for name in names:
+            path = mirror / ('%s.tar.gz' % name)
+            with tarfile.open(path, 'w:gz') as target:
+                for original, member, data in members:
+                    member.name = original.replace('LibriSpeech/%s/' % demo_split,
+                                                   'LibriSpeech/%s/' % name)
+                    target.addfile(member, io.BytesIO(data))
+            md5_lines.append('%s  %s' % (hashlib.md5(path.read_bytes()).hexdigest(), path.name))
+    (mirror / 'md5sum.txt').write_text('\n'.join(md5_lines) + '\n')
+    env = dict(os.environ, MODEL_DIR=str(tmp_path / 'model'), DATA_DIR=str(tmp_path / 'data'),
+               **dict(TINY, EPOCHS='1'))
+    result = subprocess.run(['sh', str(REPO_ROOT / 'run.sh'), 'librispeech', '--mirror',
+                             str(mirror)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    combined = (tmp_path / 'data' / 'train-all.csv').read_text().splitlines()
+    assert len(combined) - 1 == 3 * int(TINY['DEMO_TRAIN_UTTERANCES'])
+    with zipfile.ZipFile(tmp_path / 'model' / json.loads(
+            (tmp_path / 'model' / 'checkpoints.json').read_text())['latest']) as archive:
+        config = json.loads(archive.read('meta.json'))['config']
+    assert config['train']['wer_threshold'] == 0.23
+    assert config['data']['train_data_dir'].endswith('train-all.csv')
+    assert config['data']['eval_data_dir'].endswith('dev-all.csv')
+    assert '==> summary (librispeech)' in result.stdout
