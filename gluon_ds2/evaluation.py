@@ -17,7 +17,7 @@ from .dataset import SpeechDataset, prepare_entries
 from .decoder import BeamSearchDecoder, greedy_decode_batch
 from .distributed import Distributed
 from .manifest import read_manifests
-from .metrics import ErrorRateAccumulator, char_edits, word_edits
+from .metrics import ErrorRateAccumulator
 from .model import DeepSpeech2, output_length
 from .sampler import sorted_batches
 from .vocab import Vocabulary
@@ -85,14 +85,10 @@ def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
         for index, hypothesis in zip(indices, decode(logits, output_lengths)):
             entry = entries[index]
             reference = entry['transcript']
-            accumulator.add(reference, hypothesis)
+            counts = accumulator.add(reference, hypothesis)
             audio_seconds += entry['duration']
-            results.append(dict(
-                wav_filename=entry['wav_filename'], duration=entry['duration'],
-                reference=reference, hypothesis=hypothesis,
-                word_edits=word_edits(reference, hypothesis),
-                reference_words=len(reference.split()),
-                char_edits=char_edits(reference, hypothesis), reference_chars=len(reference)))
+            results.append(dict(wav_filename=entry['wav_filename'], duration=entry['duration'],
+                                reference=reference, hypothesis=hypothesis, **counts))
     mx.nd.waitall()
     bar.close()
     return accumulator, results, dict(skipped=skipped, audio_seconds=audio_seconds,

@@ -70,7 +70,11 @@ class ErrorRateAccumulator:
             setattr(self, name, 0)
 
     def add(self, reference, hypothesis):
-        """Count one utterance; an empty reference raises ``ValueError``."""
+        """Count one utterance; an empty reference raises ``ValueError``.
+
+        Returns the utterance's ``word_edits``, ``reference_words``,
+        ``char_edits`` and ``reference_chars``, for per-utterance reports.
+        """
         reference_words = _reference_words(reference)
         reference_chars = _reference_chars(reference)
         utterance_word_edits = word_edits(reference, hypothesis)
@@ -82,6 +86,8 @@ class ErrorRateAccumulator:
         self.wer_sum += utterance_word_edits / reference_words
         self.cer_sum += utterance_char_edits / reference_chars
         self.utterances += 1
+        return dict(word_edits=utterance_word_edits, reference_words=reference_words,
+                    char_edits=utterance_char_edits, reference_chars=reference_chars)
 
     def to_vector(self):
         """The sums as a flat float64 array, in the order of ``_FIELDS``."""

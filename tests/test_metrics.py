@@ -127,3 +127,12 @@ def test_from_vector_rejects_wrong_length():
 def test_result_of_nothing_is_an_error():
     with pytest.raises(ValueError, match='no utterances were added'):
         ErrorRateAccumulator().result()
+
+
+def test_add_returns_the_utterance_counts():
+    accumulator = ErrorRateAccumulator()
+    reference, hypothesis = 'the cat sat on the mat', 'the cat sat on mat mat'
+    counts = accumulator.add(reference, hypothesis)
+    assert counts == dict(word_edits=dp_levenshtein(reference.split(), hypothesis.split()),
+                          reference_words=6, char_edits=dp_levenshtein(reference, hypothesis),
+                          reference_chars=len(reference))
