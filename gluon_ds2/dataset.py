@@ -17,8 +17,10 @@ from mxnet import gluon
 from tqdm import tqdm
 
 from .featurizer import AudioError, featurize, read_audio, spec_augment
+from .manifest import read_manifests
 
-__all__ = ['prepare_entries', 'SpeechDataset', 'SkippedUtterance', 'ctc_min_output_length']
+__all__ = ['prepare_entries', 'load_entries', 'SpeechDataset', 'SkippedUtterance',
+           'ctc_min_output_length']
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,26 @@ def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=No
         dropped[kind] += 1
     for kind, count in sorted(dropped.items()):
         logger.info('dropped %d utterances: %s', count, kind.replace('_', ' '))
+    return entries, dropped
+
+
+def load_entries(manifests, vocab, audio_config, on_error='skip', output_length=None,
+                 max_duration=None, progress=True):
+    """Manifest(s) -> checked entries and drop counts, malformed rows included.
+
+    ``manifests`` is a list or a comma-separated string; the other arguments
+    are those of :func:`prepare_entries`. Raises ``ValueError`` when nothing
+    usable is left.
+    """
+    df = read_manifests(manifests, on_error=on_error)
+    entries, dropped = prepare_entries(df, vocab, audio_config, output_length=output_length,
+                                       max_duration=max_duration, on_error=on_error,
+                                       progress=progress)
+    skipped_rows = df.attrs.get('skipped_rows', 0)
+    if skipped_rows:
+        dropped['malformed_row'] += skipped_rows
+    if not entries:
+        raise ValueError('%s: no usable utterances (dropped: %s)' % (manifests, dict(dropped)))
     return entries, dropped
 
 

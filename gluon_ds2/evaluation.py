@@ -13,10 +13,9 @@ from .batchify import make_dataloader
 from .checkpoint import (CheckpointError, atomic_write, load_into, read_checkpoint, read_index,
                          resolve_checkpoint)
 from .config import Config
-from .dataset import SpeechDataset, prepare_entries
+from .dataset import SpeechDataset, load_entries
 from .decoder import BeamSearchDecoder, greedy_decode_batch
 from .distributed import Distributed
-from .manifest import read_manifests
 from .metrics import ErrorRateAccumulator
 from .model import DeepSpeech2, output_length
 from .sampler import sorted_batches
@@ -213,8 +212,7 @@ def run(args):
     logger.info('checkpoint %s (epoch %s, step %s); scoring %s', path, meta.get('epoch'),
                 meta.get('global_step'), manifests)
     decode = make_decoder(vocab, args.decoder, args.beam_width, args.lm, args.alpha, args.beta)
-    entries, dropped = prepare_entries(read_manifests(manifests, on_error='skip'), vocab,
-                                       cfg.audio, on_error='skip')
+    entries, dropped = load_entries(manifests, vocab, cfg.audio)
     if dropped:
         logger.warning('not scored: %s', dict(dropped))
     dataset = SpeechDataset(entries, cfg.audio, on_error='skip')

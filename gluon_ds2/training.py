@@ -30,17 +30,16 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .batchify import make_dataloader
 from .curves import MetricsLog, plot_curves
-from .dataset import SpeechDataset, prepare_entries
+from .dataset import SpeechDataset, load_entries
 from .decoder import greedy_decode_batch
 from .distributed import setup as setup_distributed
 from .evaluation import evaluate
 from .loss import CTCLoss
-from .manifest import read_manifests
 from .model import DeepSpeech2, output_length
 from .sampler import EpochKeyedBatches, SortagradSampler, sorted_batches
 from .vocab import Vocabulary
 
-__all__ = ['load_entries', 'train_step', 'train_one_epoch',
+__all__ = ['train_step', 'train_one_epoch',
            'run', 'TrainingStopped']
 
 logger = logging.getLogger(__name__)
@@ -50,20 +49,6 @@ MAX_CONSECUTIVE_NONFINITE = 20
 
 class TrainingStopped(RuntimeError):
     """Training cannot go on (e.g. the loss stays NaN); the message says why."""
-
-
-def load_entries(manifests, vocab, cfg, max_duration=None, progress=True):
-    """Manifests -> checked entries (see :func:`prepare_entries`) and drop counts."""
-    df = read_manifests(manifests, on_error=cfg.data.on_bad_input)
-    entries, dropped = prepare_entries(
-        df, vocab, cfg.audio, output_length=output_length, max_duration=max_duration,
-        on_error=cfg.data.on_bad_input, progress=progress)
-    skipped_rows = df.attrs.get('skipped_rows', 0)
-    if skipped_rows:
-        dropped['malformed_row'] += skipped_rows
-    if not entries:
-        raise ValueError('%s: no usable utterances (dropped: %s)' % (manifests, dict(dropped)))
-    return entries, dropped
 
 
 # Batches are padded to a multiple of this many frames (0.32 s at 10 ms): a
@@ -279,10 +264,12 @@ def run(cfg):
         os.makedirs(t.model_dir, exist_ok=True)
 
     progress = dist.is_root
-    train_entries, dropped = load_entries(cfg.data.train_data_dir, vocab, cfg,
-                                          max_duration=cfg.data.max_duration, progress=progress)
-    eval_entries, eval_dropped = load_entries(cfg.data.eval_data_dir, vocab, cfg,
-                                              progress=progress)
+    train_entries, dropped = load_entries(
+        cfg.data.train_data_dir, vocab, cfg.audio, on_error=cfg.data.on_bad_input,
+        output_length=output_length, max_duration=cfg.data.max_duration, progress=progress)
+    eval_entries, eval_dropped = load_entries(
+        cfg.data.eval_data_dir, vocab, cfg.audio, on_error=cfg.data.on_bad_input,
+        output_length=output_length, progress=progress)
     if dist.is_root:
         logger.info('train: %d utterances, %.2f h (dropped %s); eval: %d utterances '
                     '(dropped %s)', len(train_entries),

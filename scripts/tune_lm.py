@@ -31,10 +31,9 @@ from tqdm import tqdm  # noqa: E402
 
 from gluon_ds2 import evaluation  # noqa: E402
 from gluon_ds2.batchify import make_dataloader  # noqa: E402
-from gluon_ds2.dataset import SpeechDataset, prepare_entries  # noqa: E402
+from gluon_ds2.dataset import SpeechDataset, load_entries  # noqa: E402
 from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode_batch  # noqa: E402
 from gluon_ds2.distributed import Distributed  # noqa: E402
-from gluon_ds2.manifest import read_manifests  # noqa: E402
 from gluon_ds2.metrics import ErrorRateAccumulator  # noqa: E402
 from gluon_ds2.sampler import sorted_batches  # noqa: E402
 
@@ -175,8 +174,7 @@ def main(argv=None):
     # pyctcdecode has logged its notes on the LM once; it would repeat them for every pair.
     logging.getLogger('pyctcdecode').setLevel(logging.ERROR)
     manifests = args.eval_data_dir or cfg.data.eval_data_dir
-    entries, dropped = prepare_entries(read_manifests(manifests, on_error='skip'), vocab,
-                                       cfg.audio, on_error='skip')
+    entries, dropped = load_entries(manifests, vocab, cfg.audio)
     if dropped:
         logger.warning('not scored: %s', dict(dropped))
     start = time.time()

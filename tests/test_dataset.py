@@ -317,3 +317,16 @@ def test_augmented_items_are_seeded_by_epoch_and_index(tmp_path, good_rows, num_
     masked_1, _ = dataset[(1, 1)]
     assert not np.array_equal(masked_0, masked_1)
     np.testing.assert_allclose(dataset[1][0], expected_item(entries[1])[0], atol=1e-5)
+
+
+def test_load_entries_counts_malformed_rows_and_refuses_an_empty_result(tmp_path, good_rows):
+    from gluon_ds2.dataset import load_entries
+    manifest = write_manifest_file(tmp_path / 'm.tsv', good_rows)
+    with open(manifest, 'a') as f:
+        f.write('only-one-field\n')
+    entries, dropped = load_entries([manifest, manifest], VOCAB, AUDIO, progress=False)
+    assert len(entries) == 2 * len(good_rows)
+    assert dropped == collections.Counter(malformed_row=2)
+    empty = write_manifest_file(tmp_path / 'empty.tsv', [])
+    with pytest.raises(ValueError, match=r'empty\.tsv: no usable utterances \(dropped: \{\}\)'):
+        load_entries(empty, VOCAB, AUDIO, progress=False)

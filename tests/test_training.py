@@ -29,14 +29,14 @@ from conftest import REPO_ROOT, edit_distance
 from gluon_ds2.batchify import SpeechBatchify
 from gluon_ds2.checkpoint import read_checkpoint, read_index
 from gluon_ds2.config import Config
-from gluon_ds2.dataset import SpeechDataset
+from gluon_ds2.dataset import SpeechDataset, load_entries
 from gluon_ds2.distributed import Distributed
 from gluon_ds2.evaluation import load_model
 from gluon_ds2.loss import CTCLoss
 from gluon_ds2.manifest import read_manifest, write_manifest
-from gluon_ds2.model import DeepSpeech2
-from gluon_ds2.training import (MAX_CONSECUTIVE_NONFINITE, TrainingStopped, load_entries,
-                                train_one_epoch, train_step)
+from gluon_ds2.model import DeepSpeech2, output_length
+from gluon_ds2.training import (MAX_CONSECUTIVE_NONFINITE, TrainingStopped, train_one_epoch,
+                                train_step)
 from gluon_ds2.vocab import Vocabulary
 
 TINY_MODEL = ('--rnn_hidden_size=32', '--rnn_hidden_layers=1', '--conv_filters=4',
@@ -301,7 +301,8 @@ def tiny_setup(demo_manifests):
     cfg = Config()
     cfg.audio.max_freq = 4000
     vocab = Vocabulary.from_file(cfg.data.vocabulary_file)
-    entries, _ = load_entries(str(demo_manifests['train']), vocab, cfg, progress=False)
+    entries, _ = load_entries(str(demo_manifests['train']), vocab, cfg.audio,
+                              output_length=output_length, progress=False)
     dataset = SpeechDataset(entries, cfg.audio)
     batchify = SpeechBatchify()
     batches = [batchify([dataset[0], dataset[1]]), batchify([dataset[2], dataset[3]])]
