@@ -267,9 +267,11 @@ def run(cfg):
     train_entries, dropped = load_entries(
         cfg.data.train_data_dir, vocab, cfg.audio, on_error=cfg.data.on_bad_input,
         output_length=output_length, max_duration=cfg.data.max_duration, progress=progress)
+    # No output_length here: an utterance CTC cannot align cannot be trained on,
+    # but it can be decoded and scored, and evaluate.py scores it.
     eval_entries, eval_dropped = load_entries(
         cfg.data.eval_data_dir, vocab, cfg.audio, on_error=cfg.data.on_bad_input,
-        output_length=output_length, progress=progress)
+        progress=progress)
     if dist.is_root:
         logger.info('train: %d utterances, %.2f h (dropped %s); eval: %d utterances '
                     '(dropped %s)', len(train_entries),

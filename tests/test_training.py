@@ -426,3 +426,27 @@ def test_diverging_run_stops_with_a_one_line_error(demo_manifests, tmp_path):
         'train.py: error: %d steps in a row had a NaN/inf loss or gradient; stopping. Lower '
         '--learning_rate or --clip_gradient, or check the data (utterances CTC cannot align '
         'are dropped; see the log).' % MAX_CONSECUTIVE_NONFINITE)
+
+
+@pytest.mark.slow
+def test_evaluation_scores_utterances_ctc_cannot_align(demo_manifests, tmp_path):
+    """Training drops what CTC cannot align from its training data only: the eval WER is
+    over the whole eval manifest, as evaluate.py computes it for the same checkpoint."""
+    dev = read_manifest(str(demo_manifests['dev']))
+    shortest_row = dev.sort_values('wav_filesize').iloc[0]
+    long_text = ' '.join(['abcdefghij'] * 40)  # 439 characters for a few seconds of audio
+    unalignable = dev.copy()
+    unalignable.loc[len(unalignable)] = [shortest_row.wav_filename, shortest_row.wav_filesize,
+                                         long_text] + list(shortest_row.iloc[3:])
+    eval_manifest = tmp_path / 'dev_plus_unalignable.csv'
+    write_manifest(unalignable, str(eval_manifest))
+    model_dir = tmp_path / 'model'
+    result = run(train_command(str(model_dir), demo_manifests['train'], eval_manifest,
+                               *TINY_MODEL, '--batch_size=8', '--train_epochs=1'))
+    assert result.returncode == 0, result.stderr
+    evals = records(str(model_dir), 'eval')
+    assert evals[-1]['utterances'] == len(dev) + 1
+    scored = run([sys.executable, str(REPO_ROOT / 'evaluate.py'), str(model_dir),
+                  '--which=latest'])
+    assert scored.returncode == 0, scored.stderr
+    assert 'WER (corpus)      %.4f' % evals[-1]['wer'] in scored.stdout
