@@ -14,12 +14,12 @@ from gluon_ds2.config import default_threads
 
 def main(argv=None):
     os.environ.setdefault('OMP_NUM_THREADS', str(default_threads(0, os.cpu_count())))
-    from gluon_ds2 import evaluation
-    parser = evaluation.add_arguments(argparse.ArgumentParser(
+    from gluon_ds2 import scoring
+    parser = scoring.add_arguments(argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)
     try:
-        result, stats, output, report = evaluation.run(args)
+        result, stats, output, report = scoring.run(args)
     except (ValueError, RuntimeError, OSError) as err:  # OSError: e.g. a missing manifest
         print('evaluate.py: error: %s' % err, file=sys.stderr)
         return 1

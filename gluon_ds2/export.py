@@ -51,7 +51,7 @@ def export_model(net, audio_config, vocab, prefix, source=None):
     Parameters
     ----------
     net : DeepSpeech2
-        With its parameters loaded (:func:`gluon_ds2.evaluation.load_model`).
+        With its parameters loaded (:func:`gluon_ds2.inference.load_model`).
     audio_config : AudioConfig
         The featurizer settings the model was trained with.
     vocab : Vocabulary
@@ -163,7 +163,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # Exporting reads a checkpoint, which is the training side's business; importing it
     # here keeps load_exported's imports free of it.
-    from .evaluation import load_model
+    from .inference import load_model
     try:
         net, cfg, vocab, meta, path = load_model(args.checkpoint, [mx.cpu()], which=args.which)
     except (ValueError, RuntimeError) as error:

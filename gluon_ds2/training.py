@@ -33,10 +33,10 @@ from .curves import MetricsLog, plot_curves
 from .dataset import SpeechDataset, load_entries
 from .decoder import greedy_decode_batch
 from .distributed import setup as setup_distributed
-from .evaluation import evaluate
 from .loss import CTCLoss
 from .model import DeepSpeech2, output_length
 from .sampler import EpochKeyedBatches, SortagradSampler, sorted_batches
+from .scoring import evaluate
 from .vocab import Vocabulary
 
 __all__ = ['train_step', 'train_one_epoch',

@@ -40,7 +40,7 @@ import mxnet as mx
 import numpy as np
 
 from .distributed import Distributed
-from .evaluation import add_decoder_arguments, load_model, make_decoder, predict
+from .inference import add_decoder_arguments, load_model, make_decoder, predict
 from .featurizer import AudioError, featurize, read_audio
 
 __all__ = ['frame_energies', 'split_windows', 'is_silent', 'transcribe_samples',
@@ -116,7 +116,7 @@ def transcribe_samples(net, samples, audio_config, contexts, decode, max_seconds
         Mono samples at ``audio_config.sample_rate``.
     decode : callable
         ``decode(logits, output_lengths) -> list of str``
-        (:func:`gluon_ds2.evaluation.make_decoder`).
+        (:func:`gluon_ds2.inference.make_decoder`).
     batch_size : int
         Windows per forward pass: the model holds at most ``batch_size``
         windows of ``max_seconds`` at once.

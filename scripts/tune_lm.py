@@ -23,19 +23,20 @@ import time
 
 from gluon_ds2.config import default_threads
 
-# MXNet's OpenMP runtime reads this once, when gluon_ds2.evaluation first imports mxnet.
+# MXNet's OpenMP runtime reads this once, when gluon_ds2.inference first imports mxnet.
 os.environ.setdefault('OMP_NUM_THREADS', str(default_threads(0, os.cpu_count())))
 
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from gluon_ds2 import evaluation  # noqa: E402
 from gluon_ds2.batchify import make_dataloader  # noqa: E402
 from gluon_ds2.dataset import SpeechDataset, load_entries  # noqa: E402
 from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode_batch  # noqa: E402
 from gluon_ds2.distributed import Distributed  # noqa: E402
+from gluon_ds2.inference import load_model  # noqa: E402
 from gluon_ds2.metrics import ErrorRateAccumulator  # noqa: E402
 from gluon_ds2.sampler import sorted_batches  # noqa: E402
+from gluon_ds2.scoring import evaluate  # noqa: E402
 
 logger = logging.getLogger('tune_lm')
 
@@ -96,8 +97,8 @@ def compute_logits(net, entries, audio_config, vocab, contexts, batch_size, num_
         batches.append((logits, output_lengths))
         return greedy_decode_batch(logits, output_lengths, vocab)
 
-    accumulator, results, _ = evaluation.evaluate(net, loader, order, entries, contexts,
-                                                  keep_and_decode_greedy)
+    accumulator, results, _ = evaluate(net, loader, order, entries, contexts,
+                                       keep_and_decode_greedy)
     return batches, [r['reference'] for r in results], accumulator.result()
 
 
@@ -164,8 +165,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         contexts = Distributed().contexts(args.num_gpus)
-        net, cfg, vocab, meta, path = evaluation.load_model(args.checkpoint, contexts,
-                                                            which=args.which)
+        net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
         # Built once here so that a missing pyctcdecode/kenlm or LM file fails before any work.
         BeamSearchDecoder(vocab, beam_width=args.beam_width, lm_path=args.lm)
     except (ValueError, RuntimeError) as error:

@@ -31,7 +31,7 @@ from gluon_ds2.checkpoint import read_checkpoint, read_index
 from gluon_ds2.config import Config
 from gluon_ds2.dataset import SpeechDataset, load_entries
 from gluon_ds2.distributed import Distributed
-from gluon_ds2.evaluation import load_model
+from gluon_ds2.inference import load_model
 from gluon_ds2.loss import CTCLoss
 from gluon_ds2.manifest import read_manifest, write_manifest
 from gluon_ds2.model import DeepSpeech2, output_length

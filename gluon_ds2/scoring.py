@@ -1,46 +1,27 @@
-"""Decode a manifest with a model and score it: WER, CER and per-utterance results."""
-import functools
+"""Score a model on a manifest: decode, compare with the transcripts, report.
+
+WER, CER and per-utterance results for ``evaluate.py`` (:func:`run`) and for
+training's evaluations (:func:`evaluate`); the model comes from
+:mod:`gluon_ds2.inference`.
+"""
 import logging
 import os
 import time
 
 import mxnet as mx
-import numpy as np
-from mxnet import gluon
 from tqdm import tqdm
 
 from .batchify import make_dataloader
-from .checkpoint import (CheckpointError, atomic_write, load_into, read_checkpoint, read_index,
-                         resolve_checkpoint)
-from .config import Config
+from .checkpoint import atomic_write
 from .dataset import SpeechDataset, load_entries
-from .decoder import BeamSearchDecoder, greedy_decode_batch
 from .distributed import Distributed
+from .inference import add_decoder_arguments, load_model, make_decoder, predict
 from .metrics import ErrorRateAccumulator
-from .model import DeepSpeech2, output_length
 from .sampler import sorted_batches
-from .vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['predict', 'evaluate', 'load_model', 'make_decoder', 'write_results',
-           'format_report', 'add_arguments', 'add_decoder_arguments', 'run']
-
-
-def predict(net, features, feature_lengths, contexts):
-    """Logits (N, T', C) float32 numpy and output lengths (N,) for one padded batch.
-
-    The batch is split across ``contexts`` (devices of this process).
-    """
-    # A batch smaller than the device count would leave some devices an empty slice.
-    contexts = contexts[:features.shape[0]]
-    parts = gluon.utils.split_and_load(features, contexts, even_split=False)
-    part_lengths = gluon.utils.split_and_load(feature_lengths, contexts, even_split=False)
-    outputs = [net(x, lengths) for x, lengths in zip(parts, part_lengths)]
-    max_steps = max(o.shape[1] for o in outputs)
-    logits = np.concatenate([np.pad(o.asnumpy(), ((0, 0), (0, max_steps - o.shape[1]), (0, 0)))
-                             for o in outputs])
-    return logits, output_length(feature_lengths.asnumpy().astype(np.int64))
+__all__ = ['evaluate', 'write_results', 'format_report', 'add_arguments', 'run']
 
 
 def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
@@ -94,37 +75,6 @@ def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
                                       decode_seconds=time.time() - start)
 
 
-def load_model(checkpoint_path, contexts, which='best'):
-    """Rebuild a model from a checkpoint alone.
-
-    Parameters
-    ----------
-    checkpoint_path : str
-        A ``.ckpt`` file, or a model directory (then its ``which`` checkpoint:
-        'best' by eval WER, falling back to 'latest' if none was evaluated).
-    contexts : list of mx.Context
-
-    Returns
-    -------
-    (net, cfg, vocab, meta, path)
-    """
-    if os.path.isdir(checkpoint_path) and which == 'best' and \
-            not read_index(checkpoint_path).get('best'):
-        which = 'latest'
-    path = resolve_checkpoint(checkpoint_path, which)
-    meta, archive = read_checkpoint(path)
-    try:
-        cfg = Config.from_json(meta['config'])
-        vocab = Vocabulary(meta['vocabulary'])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError('%s: checkpoint metadata is incomplete or from an incompatible '
-                              'version (%s)' % (path, err)) from None
-    net = DeepSpeech2.from_config(cfg.model, vocab.num_classes, cfg.audio.num_bins)
-    load_into(path, archive, net, ctx=contexts)
-    net.hybridize(static_alloc=True, static_shape=False)
-    return net, cfg, vocab, meta, path
-
-
 def add_arguments(parser):
     """evaluate.py's flags (beyond the reference, which evaluated inside training)."""
     parser.add_argument('checkpoint', help='a .ckpt file, or a model directory')
@@ -145,27 +95,6 @@ def add_arguments(parser):
     parser.add_argument('--worst', type=int, default=10,
                         help='how many of the worst utterances to print')
     return parser
-
-
-def add_decoder_arguments(parser):
-    """The decoding flags, shared by evaluate.py and transcribe.py."""
-    group = parser.add_argument_group('decoding')
-    group.add_argument('--decoder', choices=('greedy', 'beam'), default='greedy')
-    group.add_argument('--beam_width', type=int, default=32)
-    group.add_argument('--lm', default=None, help='KenLM model (ARPA or binary) for beam search')
-    group.add_argument('--alpha', type=float, default=0.5, help='LM weight')
-    group.add_argument('--beta', type=float, default=1.0, help='word insertion bonus')
-    return parser
-
-
-def make_decoder(vocab, decoder='greedy', beam_width=32, lm=None, alpha=0.5, beta=1.0):
-    """``decode(logits, output_lengths) -> list of str`` for the chosen decoder."""
-    if decoder == 'greedy':
-        if lm:
-            raise ValueError('--lm needs --decoder=beam')
-        return functools.partial(greedy_decode_batch, vocab=vocab)
-    beam = BeamSearchDecoder(vocab, beam_width=beam_width, lm_path=lm, alpha=alpha, beta=beta)
-    return beam.decode_batch
 
 
 def write_results(results, path):
