@@ -108,6 +108,9 @@ class TrainConfig:
     num_gpus: typing.Optional[int] = _flag(
         None, 'How many GPUs to use in this process; 0 = CPU, -1 = all. Default: 1 if a GPU '
               'is visible, else 0.')
+    devices: typing.Optional[str] = _flag(
+        None, 'Devices of each process, e.g. gpu:0,gpu:1 or cpu:0,cpu:1; overrides --num_gpus. '
+              '[gluon-ds2]')
     train_epochs: int = _flag(10, 'The number of epochs used to train.')
     epochs_between_evals: int = _flag(1, 'The number of training epochs to run between '
                                          'evaluations.')

@@ -4,9 +4,11 @@
 initializes Horovod; otherwise it returns a single-process stand-in with the
 same interface, so the training loop has one code path.
 
-Under Horovod every process drives one device (its local-rank GPU, or the
-CPU), takes an equal slice of each global batch, and the gradients are summed
-across processes by ``hvd.DistributedTrainer`` before clipping and the update.
+Each process drives one or more devices (:mod:`gluon_ds2.devices` chooses
+them) and takes an equal slice of each global batch. Gradients are summed over
+the process's devices, then averaged over the processes by Horovod, and copied
+back to every device before clipping and the update; the optimizer then makes
+the same step on every device of every process.
 """
 import os
 import sys
@@ -27,8 +29,8 @@ def launched_by_horovod():
 class Distributed:
     """Rank information and the collectives training needs.
 
-    ``rank``/``size`` are 0/1 and the collectives are identities unless
-    Horovod was initialized.
+    ``rank``/``size`` are 0/1 and the collectives act on this process's
+    devices alone unless Horovod was initialized.
     """
 
     def __init__(self, hvd=None):
@@ -38,83 +40,90 @@ class Distributed:
         self.local_rank = hvd.local_rank() if hvd else 0
         self.local_size = hvd.local_size() if hvd else 1
 
-    def contexts(self, num_gpus=None):
-        """Devices of this process: its own GPU under Horovod, ``num_gpus`` GPUs, or the CPU.
-
-        ``num_gpus`` None means the reference's default (1 if a GPU is visible,
-        else 0); -1 means all visible GPUs (under Horovod: this process's one).
-        """
-        available = mx.context.num_gpus()
-        if num_gpus is None:
-            num_gpus = 1 if available else 0
-        if num_gpus == -1:
-            num_gpus = available
-        if num_gpus > available:
-            raise ValueError('--num_gpus=%d but %d GPU(s) are visible' % (num_gpus, available))
-        if num_gpus == 0:
-            return [mx.cpu()]
-        if self.size > 1:
-            if self.local_rank >= available:
-                raise ValueError('process %d on this host (local rank) has no GPU of its own: '
-                                 '%d visible. Start at most %d processes per host (horovodrun '
-                                 '-np / -H host:%d), or pass --num_gpus=0 to train on CPUs.'
-                                 % (self.local_rank, available, available, available))
-            return [mx.gpu(self.local_rank)]
-        return [mx.gpu(i) for i in range(num_gpus)]
-
     @property
     def is_root(self):
         """Rank 0 writes checkpoints, logs and plots."""
         return self.rank == 0
 
-    def make_trainer(self, params, optimizer, optimizer_params):
-        """A trainer whose ``allreduce_grads`` reduces over devices and processes.
-
-        The single-process trainer's kvstore sums device gradients. Horovod
-        0.28's ``DistributedTrainer`` sums across ranks and leaves the division
-        by the number of ranks to ``update()`` (its ``_scale``) when the
-        allreduce cannot average in place (Gloo/CPU, NCCL before 2.10); with a
-        newer NCCL the allreduce averages. :meth:`gradient_sum_factor` says which.
-        """
-        if self.hvd:
-            return self.hvd.DistributedTrainer(params, optimizer, optimizer_params)
-        return gluon.Trainer(params, optimizer, optimizer_params, update_on_kvstore=False)
+    def describe(self):
+        """One line for the log: processes and the Horovod operations in use."""
+        if not self.hvd:
+            return 'one process (no Horovod)'
+        operations = [name for name, built in (('NCCL', self.hvd.nccl_built()),
+                                               ('Gloo', self.hvd.gloo_enabled()),
+                                               ('MPI', self.hvd.mpi_enabled())) if built]
+        return 'Horovod %d processes (%d on this host), operations: %s' % (
+            self.size, self.local_size, ', '.join(operations) or 'none')
 
     @staticmethod
-    def gradient_sum_factor(trainer):
-        """How many times the gradient the optimizer applies the reduced gradients are.
+    def make_trainer(params, optimizer, optimizer_params):
+        """A plain trainer: :meth:`allreduce_gradients` reduces, ``update()`` steps.
 
-        ``update()`` multiplies the reduced gradients by ``trainer._scale`` (and by
-        1 / the batch size it is given): 1 for a plain trainer and for an
-        averaging allreduce, 1 / size for Horovod's summing allreduce. Clipping
-        acts on the reduced gradients, so its threshold is scaled by this factor.
+        No kvstore, and not Horovod's ``DistributedTrainer``, which reduces the
+        first device's gradients only.
         """
-        return 1.0 / trainer._scale
+        return gluon.Trainer(params, optimizer, optimizer_params, kvstore=None,
+                             update_on_kvstore=False)
+
+    def allreduce_gradients(self, params):
+        """Sum each gradient over this process's devices, average it over the processes.
+
+        Every device's gradient then holds the result. Each process's gradient
+        is the mean over its slice, so the result is the global batch's mean
+        gradient (the slices are equal).
+        """
+        params = [p for p in params if p.grad_req != 'null']
+        for index, param in enumerate(params):
+            grads = param.list_grad()
+            total = grads[0]
+            if len(grads) > 1:
+                total = mx.nd.add_n(*[g.as_in_context(total.context) for g in grads])
+            if self.hvd and self.size > 1:
+                self.hvd.allreduce_(total, op=self.hvd.Sum, name='gradient.%d' % index,
+                                    priority=-index, postscale_factor=1.0 / self.size)
+            for grad in grads:
+                if grad is not total:
+                    total.copyto(grad)
 
     def broadcast_parameters(self, params):
-        """Every rank takes rank 0's parameter values."""
-        if self.hvd:
-            self.hvd.broadcast_parameters(params, root_rank=0)
+        """Every device of every rank takes rank 0's first device's values."""
+        params = [params[name] for name in sorted(params)]
+        if self.hvd and self.size > 1:
+            for param in params:
+                self.hvd.broadcast_(param.list_data()[0], root_rank=0,
+                                    name='parameter.' + param.name)
+        for param in params:
+            first, *others = param.list_data()
+            for data in others:
+                first.copyto(data)
 
     def average_running_statistics(self, params):
-        """Average the parameters no gradient trains (BatchNorm running mean/var) over ranks.
+        """Average the parameters no gradient trains (BatchNorm running mean/var).
 
-        In training mode each rank's BatchNorm running statistics follow its own
-        slices of the batches, so they drift apart; the optimizer never sees
-        them. Averaged before evaluation and before a checkpoint, every rank
-        evaluates, and rank 0 saves, the same model: the mean of the ranks'
-        statistics, close to what one process on the whole batches would keep.
+        In training mode each device's BatchNorm running statistics follow its
+        own slices of the batches, so they drift apart; the optimizer never
+        sees them. Averaged over devices and ranks before evaluation and before
+        a checkpoint, every device evaluates, and rank 0 saves, the same model:
+        the mean of the slices' statistics, close to what one device on the
+        whole batches would keep.
         """
-        if not self.hvd:
-            return
-        statistics = [(name, param.data()) for name, param in sorted(params.items())
+        statistics = [(name, param.list_data()) for name, param in sorted(params.items())
                       if param.grad_req == 'null']
-        for name, data in statistics:
-            self.hvd.allreduce_(data, op=self.hvd.Average, name='running_statistics.' + name)
+        for name, copies in statistics:
+            mean = copies[0]
+            if len(copies) > 1:
+                mean = mx.nd.add_n(*[c.as_in_context(mean.context) for c in copies]) / len(copies)
+            if self.hvd and self.size > 1:
+                self.hvd.allreduce_(mean, op=self.hvd.Average,
+                                    name='running_statistics.' + name)
+            for data in copies:
+                if data is not mean:
+                    mean.copyto(data)
         # allreduce_ only enqueues: a rank that went on and exited would shut
         # Horovod down under the others' pending allreduce.
-        for _, data in statistics:
-            data.wait_to_read()
+        for _, copies in statistics:
+            for data in copies:
+                data.wait_to_read()
 
     def allreduce_sum(self, vector, name):
         """Element-wise sum of a float64 numpy vector over ranks."""

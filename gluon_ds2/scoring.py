@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .batchify import make_dataloader
 from .checkpoint import atomic_write
 from .dataset import SpeechDataset, load_entries
-from .distributed import Distributed
+from .devices import select_devices
 from .inference import add_decoder_arguments, load_model, make_decoder, predict
 from .metrics import ErrorRateAccumulator
 from .sampler import sorted_batches
@@ -134,8 +134,7 @@ def format_report(result, stats, worst):
 
 def run(args):
     """Evaluate a checkpoint as ``evaluate.py`` was asked; returns (result, stats, output path)."""
-    dist = Distributed()
-    contexts = dist.contexts(args.num_gpus)
+    contexts = select_devices(num_gpus=args.num_gpus)
     net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
     manifests = args.eval_data_dir or cfg.data.eval_data_dir
     logger.info('checkpoint %s (epoch %s, step %s); scoring %s', path, meta.get('epoch'),

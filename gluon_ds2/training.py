@@ -32,6 +32,7 @@ from .batchify import make_dataloader
 from .curves import MetricsLog, plot_curves
 from .dataset import SpeechDataset, load_entries
 from .decoder import greedy_decode_batch
+from .devices import describe_devices, select_devices
 from .distributed import setup as setup_distributed
 from .loss import CTCLoss
 from .model import DeepSpeech2, output_length
@@ -71,8 +72,22 @@ def _make_loader(dataset, batch_sampler, num_workers):
             signal.signal(s, handler)
 
 
+def _mark_zero_gradients(params, devices):
+    """Zero gradients on ``devices`` that took no slice, marked fresh as backward would.
+
+    A process or device without data still joins the reduction (the ranks
+    would fall out of step otherwise), adding nothing; ``update()`` refuses
+    gradients that backward did not write unless they are marked fresh.
+    """
+    for param in params:
+        for data, grad in zip(param.list_data(), param.list_grad()):
+            if grad.context in devices:
+                grad[:] = 0
+                data._fresh_grad = True
+
+
 def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
-    """One optimizer step on a padded batch.
+    """One optimizer step on a padded batch, split over this process's devices.
 
     Returns
     -------
@@ -86,36 +101,34 @@ def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
     # skipped step must not leave its NaNs there, or every later evaluation is NaN.
     statistics = [p for p in net.collect_params().values() if p.grad_req == 'null']
     saved_statistics = [[data.copy() for data in p.list_data()] for p in statistics]
-    if features is None:
-        # Every file of this rank's slice was unreadable. It still joins the
-        # allreduce, with zero gradients, or the ranks would fall out of step;
-        # marked fresh, as backward would, so that update() applies the sum.
-        for param in params:
-            for data, grad in zip(param.list_data(), param.list_grad()):
-                grad[:] = 0
-                data._fresh_grad = True
-        losses, count = [], 1
-    else:
-        count = features.shape[0]
+    # Every file of this rank's slice may have been unreadable (features None),
+    # or the batch may be smaller than the device count: idle devices add zeros.
+    count = 0 if features is None else features.shape[0]
+    busy = contexts[:count]
+    _mark_zero_gradients(params, contexts[len(busy):])
+    losses = []
+    if busy:
         out_lengths = mx.nd.array(output_length(feature_lengths.asnumpy().astype(np.int64)))
-        split = functools.partial(gluon.utils.split_and_load, ctx_list=contexts,
-                                  even_split=False)
+        split = functools.partial(gluon.utils.split_and_load, ctx_list=busy, even_split=False)
         with autograd.record():
-            losses = []
             for x, xl, y, ol, yl in zip(split(features), split(feature_lengths), split(labels),
                                         split(out_lengths), split(label_lengths)):
                 losses.append(loss_fn(net(x, xl), y, ol, yl))
-            # Mean over this process's batch; the trainer sums devices (and Horovod
-            # ranks, which update() then divides by the number of ranks).
+            # Mean over this process's batch: summed over devices, averaged over ranks.
             objectives = [loss.sum() / count for loss in losses]
         autograd.backward(objectives)
-    trainer.allreduce_grads()
-    factor = dist.gradient_sum_factor(trainer)
+        # Idle devices' BatchNorm statistics follow the first device's, so that
+        # the average over devices is the busy devices' average.
+        for param in statistics:
+            first, *others = param.list_data()
+            for data in others[len(busy) - 1:]:
+                first.copyto(data)
+    dist.allreduce_gradients(params)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # NaN is handled below, not warned about
         import gluonnlp
-        max_norm = clip_gradient * factor if clip_gradient > 0 else float('inf')
-        norm = gluonnlp.utils.clip_grad_global_norm(params, max_norm).asscalar() / factor
+        max_norm = clip_gradient if clip_gradient > 0 else float('inf')
+        norm = float(gluonnlp.utils.clip_grad_global_norm(params, max_norm).asscalar())
     finite = bool(np.isfinite(norm))
     if finite:
         trainer.update(1)
@@ -259,9 +272,10 @@ def run(cfg):
     mx.random.seed(t.seed + dist.rank)
     np.random.seed(t.seed)
     vocab = Vocabulary.from_file(cfg.data.vocabulary_file)
-    contexts = dist.contexts(t.num_gpus)
+    contexts = select_devices(t.devices, t.num_gpus, dist.local_rank, dist.local_size)
     if dist.is_root:
         os.makedirs(t.model_dir, exist_ok=True)
+        logger.info('%s; %s', describe_devices(contexts), dist.describe())
 
     progress = dist.is_root
     train_entries, dropped = load_entries(

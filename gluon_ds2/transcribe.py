@@ -39,7 +39,7 @@ import gluonnlp
 import mxnet as mx
 import numpy as np
 
-from .distributed import Distributed
+from .devices import select_devices
 from .inference import add_decoder_arguments, load_model, make_decoder, predict
 from .featurizer import AudioError, featurize, read_audio
 
@@ -172,7 +172,7 @@ def run(args, out=sys.stdout, err=sys.stderr):
 
     Raises ``ValueError``/``RuntimeError`` for a checkpoint or flags that cannot be used.
     """
-    contexts = Distributed().contexts(args.num_gpus)
+    contexts = select_devices(num_gpus=args.num_gpus)
     net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
     logger.info('checkpoint %s (epoch %s, step %s)', path, meta.get('epoch'),
                 meta.get('global_step'))

@@ -32,7 +32,7 @@ from tqdm import tqdm  # noqa: E402
 from gluon_ds2.batchify import make_dataloader  # noqa: E402
 from gluon_ds2.dataset import SpeechDataset, load_entries  # noqa: E402
 from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode_batch  # noqa: E402
-from gluon_ds2.distributed import Distributed  # noqa: E402
+from gluon_ds2.devices import select_devices  # noqa: E402
 from gluon_ds2.inference import load_model  # noqa: E402
 from gluon_ds2.metrics import ErrorRateAccumulator  # noqa: E402
 from gluon_ds2.sampler import sorted_batches  # noqa: E402
@@ -164,7 +164,7 @@ def plot_grid(grid, alphas, betas, best, path):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        contexts = Distributed().contexts(args.num_gpus)
+        contexts = select_devices(num_gpus=args.num_gpus)
         net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
         # Built once here so that a missing pyctcdecode/kenlm or LM file fails before any work.
         BeamSearchDecoder(vocab, beam_width=args.beam_width, lm_path=args.lm)

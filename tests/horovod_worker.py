@@ -15,8 +15,8 @@ outside the package (the package has no test switches):
 
 ``train_step`` runs :func:`gluon_ds2.training.train_step` on a linear model
 whose gradients the test recomputes in float64: each rank takes its slice of a
-fixed global batch (rank 1's slice is empty in the last case) and writes what
-it saw to ``OUT_PREFIX.rank<r>.json``.
+fixed global batch (rank 1's slice is empty in the last case), on one device
+and on two, and writes what it saw to ``OUT_PREFIX.rank<r>.json``.
 """
 import json
 import os
@@ -39,6 +39,8 @@ TARGETS = np.array([1.0, -2.0, 0.5, 3.0])
 WEIGHTS = np.array([0.2, -0.1, 0.3])
 # (name, clip_gradient, rank 1's slice is empty): clip off, clip active, an empty slice.
 CASES = (('no_clip', 0.0, False), ('clip', 0.5, False), ('empty_slice', 0.0, True))
+# Devices per rank: one, and two (cpu(0), cpu(1)) whose gradients are summed first.
+DEVICE_COUNTS = (1, 2)
 
 
 def _rank():
@@ -93,26 +95,34 @@ def squared_error(predictions, targets, output_lengths, target_lengths):
 
 
 def run_train_step(out_prefix):
-    """One train_step per case on this rank's slice; writes norms and new weights."""
+    """One train_step per case and device count on this rank's slice; writes norms and weights.
+
+    With two devices (``cpu(0)``, ``cpu(1)``) each gets half of the rank's
+    slice, or, for an empty slice, nothing.
+    """
     dist = setup()
     per_rank = len(INPUTS) // dist.size
     results = {}
-    for name, clip_gradient, rank1_empty in CASES:
-        net = LinearModel()
-        net.initialize()
-        net.dense.weight.set_data(mx.nd.array(WEIGHTS.reshape(1, 3)))
-        trainer = dist.make_trainer(net.collect_params(), 'sgd', {'learning_rate': 1.0})
-        rows = slice(dist.rank * per_rank, (dist.rank + 1) * per_rank)
-        if rank1_empty and dist.rank == 1:
-            batch = (None, None, None, None, [])
-        else:
-            x = mx.nd.array(INPUTS[rows])
-            lengths = mx.nd.array([100] * len(x))
-            batch = (x, lengths, mx.nd.array(TARGETS[rows]), lengths, [])
-        loss, norm, finite = training.train_step(net, trainer, squared_error, batch,
-                                                 [mx.cpu()], dist, clip_gradient)
-        results[name] = dict(norm=norm, finite=finite,
-                             weights=net.dense.weight.data().asnumpy().ravel().tolist())
+    for devices in DEVICE_COUNTS:
+        contexts = [mx.cpu(i) for i in range(devices)]
+        for name, clip_gradient, rank1_empty in CASES:
+            net = LinearModel()
+            net.initialize(ctx=contexts)
+            net.dense.weight.set_data(mx.nd.array(WEIGHTS.reshape(1, 3)))
+            trainer = dist.make_trainer(net.collect_params(), 'sgd', {'learning_rate': 1.0})
+            rows = slice(dist.rank * per_rank, (dist.rank + 1) * per_rank)
+            if rank1_empty and dist.rank == 1:
+                batch = (None, None, None, None, [])
+            else:
+                x = mx.nd.array(INPUTS[rows])
+                lengths = mx.nd.array([100] * len(x))
+                batch = (x, lengths, mx.nd.array(TARGETS[rows]), lengths, [])
+            loss, norm, finite = training.train_step(net, trainer, squared_error, batch,
+                                                     contexts, dist, clip_gradient)
+            results['%s.%d' % (name, devices)] = dict(
+                norm=norm, finite=finite,
+                weights=[net.dense.weight.data(ctx).asnumpy().ravel().tolist()
+                         for ctx in contexts])
     with open('%s.rank%d.json' % (out_prefix, dist.rank), 'w') as f:
         json.dump(dict(size=dist.size, per_rank=per_rank, results=results), f)
 

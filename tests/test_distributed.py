@@ -19,7 +19,6 @@ import soundfile
 from conftest import REPO_ROOT
 from gluon_ds2.checkpoint import load_latest
 from gluon_ds2.curves import read_metrics
-from gluon_ds2.distributed import Distributed
 from gluon_ds2.manifest import read_manifests, write_manifest
 
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
@@ -81,11 +80,11 @@ def test_train_step_reduces_clips_and_updates_as_one_process_would(tmp_path):
     """The allreduce path alone, against a float64 recomputation of the global batch.
 
     A linear model with squared error: each rank's train_step sees half of a
-    4-sample batch. Horovod's trainer sums the ranks' gradients and update()
-    divides by the size, so the clip threshold and reported norm must be
-    scaled by the same factor: a double or a missing average, or a clip on the
-    summed norm, shows up as a wrong norm or a wrong weight. A rank whose slice
-    is empty contributes zero gradients (and does not hang the others).
+    4-sample batch, on one device or split over two. The devices' gradients
+    are summed, the ranks' averaged, then clipped: a double or a missing
+    average, a clip on a partial sum or a device left out shows up as a wrong
+    norm or a wrong weight. A rank (or device) whose slice is empty
+    contributes zero gradients (and does not hang the others).
     """
     import horovod_worker as worker
     result, _ = _horovodrun([WORKER, 'train_step', str(tmp_path / 'out')])
@@ -102,50 +101,14 @@ def test_train_step_reduces_clips_and_updates_as_one_process_would(tmp_path):
         norm = np.linalg.norm(gradient)
         scale = min(1.0, clip_gradient / norm) if clip_gradient else 1.0
         for output in outputs:
-            got = output['results'][name]
-            assert got['finite'], name
-            np.testing.assert_allclose(got['norm'], norm, rtol=1e-5, err_msg=name)
-            np.testing.assert_allclose(got['weights'], w - gradient * scale, rtol=1e-5,
-                                       atol=1e-6, err_msg=name)
-
-
-class FakeHorovod:
-    """What :class:`Distributed` asks of ``horovod.mxnet``: rank, size, local rank."""
-
-    def __init__(self, rank, size, local_rank):
-        self.rank, self.size = (lambda: rank), (lambda: size)
-        self.local_rank, self.local_size = (lambda: local_rank), (lambda: size)
-
-
-@pytest.mark.parametrize('gpus, num_gpus, local_rank, expected', [
-    (0, None, 1, [mx.cpu()]),            # no GPU: every process on the CPU
-    (2, None, 1, [mx.gpu(1)]),           # one GPU per process, by local rank
-    (2, -1, 0, [mx.gpu(0)]),             # "all GPUs" under Horovod: its own one
-    (2, 0, 1, [mx.cpu()]),               # --num_gpus=0 forces the CPU
-])
-def test_each_horovod_process_drives_one_device(monkeypatch, gpus, num_gpus, local_rank,
-                                                expected):
-    monkeypatch.setattr(mx.context, 'num_gpus', lambda: gpus)
-    dist = Distributed(FakeHorovod(rank=local_rank, size=2, local_rank=local_rank))
-    assert dist.contexts(num_gpus) == expected
-
-
-def test_more_processes_than_gpus_on_a_host_is_an_error(monkeypatch):
-    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 2)
-    dist = Distributed(FakeHorovod(rank=2, size=4, local_rank=2))
-    with pytest.raises(ValueError, match='process 2 on this host .* has no GPU of its own: 2 '
-                                         'visible. Start at most 2 processes per host'):
-        dist.contexts()
-
-
-def test_gradient_sum_factor_follows_the_trainer_scale():
-    """Plain trainer: 1; Horovod's summing allreduce: its 1/size ``_scale`` inverted."""
-    net = mx.gluon.nn.Dense(1, in_units=2)
-    net.initialize()
-    trainer = Distributed().make_trainer(net.collect_params(), 'sgd', {})
-    assert Distributed.gradient_sum_factor(trainer) == 1.0
-    trainer._scale = 1.0 / 8  # what DistributedTrainer sets for 8 ranks without NCCL averaging
-    assert Distributed.gradient_sum_factor(trainer) == 8.0
+            for devices in worker.DEVICE_COUNTS:
+                key = '%s.%d' % (name, devices)
+                got = output['results'][key]
+                assert got['finite'], key
+                np.testing.assert_allclose(got['norm'], norm, rtol=1e-5, err_msg=key)
+                for weights in got['weights']:  # every device makes the same update
+                    np.testing.assert_allclose(weights, w - gradient * scale, rtol=1e-5,
+                                               atol=1e-6, err_msg=key)
 
 
 @pytest.mark.slow
@@ -263,6 +226,66 @@ def test_two_processes_match_one_with_the_same_global_batch(duplicated_pairs, tm
                                rtol=1e-4)
     moved = np.linalg.norm(one['final'] - one['initial'])
     assert np.linalg.norm(two['final'] - one['final']) < 0.05 * moved
+
+
+@pytest.fixture
+def pairs_and_a_single(duplicated_pairs, tmp_path):
+    """:func:`duplicated_pairs` plus a 17th row: with batch 4, a last batch of one utterance."""
+    rows = read_manifests(str(duplicated_pairs))
+    rows = [tuple(row) for row in rows[['wav_filename', 'wav_filesize', 'transcript']]
+            .itertuples(index=False)]
+    manifest = tmp_path / 'pairs_and_a_single.csv'
+    write_manifest(rows + rows[:1], str(manifest))
+    return manifest
+
+
+@pytest.mark.slow
+def test_two_devices_in_one_process_match_one_device(pairs_and_a_single, tmp_path):
+    """One process on cpu(0) and cpu(1), plainly and under ``horovodrun -np 1``, vs cpu(0) alone.
+
+    Batches of 4 are split 2 + 2 over the devices; the halves are copies of
+    each other (see :func:`duplicated_pairs`), so BatchNorm sees the full
+    batch's statistics on each device and only rounding separates the runs,
+    as in the two-rank test. The epoch's fifth batch holds one utterance:
+    the second device idles, adding zero gradients, and keeps the first
+    device's statistics. The default worker count (one DataLoader process)
+    is used.
+    """
+    flags = ['--train_data_dir=%s' % pairs_and_a_single,
+             '--eval_data_dir=%s' % pairs_and_a_single, '--batch_size=4', '--train_epochs=1',
+             '--log_every=1', '--num_workers=1']
+    two = ['--devices=cpu:0,cpu:1']
+    runs = {}
+    for name, launcher, extra in (('one', 'python', []), ('two', 'python', two),
+                                  ('two_horovod', 'horovodrun', two)):
+        prefix = tmp_path / name
+        args = [WORKER, 'train'] + TINY_MODEL + flags + extra + [
+            '--model_dir=%s' % (tmp_path / name)]
+        env = {'GLUON_DS2_TEST_PARAMS': str(prefix)}
+        if launcher == 'python':
+            result, _ = _run([sys.executable] + args, env)
+        else:
+            result, _ = _horovodrun(args, env, processes=1)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert ('devices cpu(0), cpu(1)' in output) == bool(extra), output
+        runs[name] = dict(
+            train=[r for r in read_metrics(str(tmp_path / name / 'metrics.jsonl'))
+                   if r['kind'] == 'train'],
+            initial=_flat(_params('%s.rank0.initial.params' % prefix)),
+            final=_flat(_params('%s.rank0.params' % prefix)))
+
+    one = runs['one']
+    moved = np.linalg.norm(one['final'] - one['initial'])
+    for name in ('two', 'two_horovod'):
+        other = runs[name]
+        np.testing.assert_array_equal(other['initial'], one['initial'])
+        assert [r['step'] for r in other['train']] == [1, 2, 3, 4, 5]
+        np.testing.assert_allclose(other['train'][0]['loss'], one['train'][0]['loss'],
+                                   rtol=1e-4)
+        np.testing.assert_allclose(other['train'][0]['grad_norm'],
+                                   one['train'][0]['grad_norm'], rtol=1e-4)
+        assert np.linalg.norm(other['final'] - one['final']) < 0.05 * moved, name
 
 
 @pytest.mark.slow
