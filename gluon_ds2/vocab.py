@@ -1,17 +1,28 @@
 """Characters <-> label ids, in the reference's vocabulary file format.
 
 The file lists one token per line; lines starting with ``#`` are comments and
-the line holding a single space is the space token. The CTC blank is not in
-the file: it is appended as the last class, which is where
-``gluon.loss.CTCLoss`` expects it (``blank_label='last'``).
+the line holding a single space is the space token. The reference's file ends
+with a ``-`` line: its CTC blank, the last class (a-z, apostrophe, space, then
+the blank: 29 classes, blank id 28). A final ``-`` is read as the blank, not
+as a token; a file without one gets the blank appended. Either way the blank
+is the last class, which is where ``gluon.loss.CTCLoss`` expects it
+(``blank_label='last'``).
+
+Checkpoints store their token list (blank excluded), so a model keeps the
+order it was trained with whatever file is current: checkpoints written before
+we took the reference's order (space first) still load and decode correctly.
 """
 import os
 import unicodedata
 
-__all__ = ['Vocabulary', 'normalize_transcript', 'DEFAULT_VOCABULARY_FILE']
+__all__ = ['Vocabulary', 'normalize_transcript', 'DEFAULT_VOCABULARY_FILE', 'BLANK_SYMBOL']
 
-DEFAULT_VOCABULARY_FILE = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'vocabulary.txt')
+# Shipped inside the package (package data), so that a non-editable install finds it;
+# data/vocabulary.txt, the path the reference's users pass, links to it.
+DEFAULT_VOCABULARY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                       'vocabulary.txt')
+# The reference's vocabulary file lists its blank last, as this character.
+BLANK_SYMBOL = '-'
 
 
 def normalize_transcript(text):
@@ -32,7 +43,7 @@ class Vocabulary:
     Parameters
     ----------
     tokens : list of str
-        Single-character tokens in label-id order.
+        Single-character tokens in label-id order, the blank excluded.
     """
 
     def __init__(self, tokens):
@@ -43,7 +54,7 @@ class Vocabulary:
 
     @classmethod
     def from_file(cls, path=DEFAULT_VOCABULARY_FILE):
-        """Read the reference's format: one token per line, ``#`` comments."""
+        """Read the reference's format: one token per line, ``#`` comments, blank last."""
         tokens = []
         with open(path, encoding='utf-8') as f:
             for line_number, line in enumerate(f, 1):
@@ -60,6 +71,8 @@ class Vocabulary:
                         raise ValueError('%s, line %d: a vocabulary token must be one character, '
                                          'got %r' % (path, line_number, token))
                 tokens.append(token)
+        if tokens and tokens[-1] == BLANK_SYMBOL:
+            tokens.pop()
         if not tokens:
             raise ValueError('%s: no tokens found' % path)
         return cls(tokens)

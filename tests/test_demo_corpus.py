@@ -52,9 +52,14 @@ def corpus(demo_mirror):
 
 
 def vocabulary_characters():
-    """Tokens of data/vocabulary.txt, read here independently of gluon_ds2.vocab."""
+    """Tokens of data/vocabulary.txt, read here independently of gluon_ds2.vocab.
+
+    Its last line, '-', is the CTC blank (as in the reference's file), not a character.
+    """
     lines = (REPO_ROOT / 'data' / 'vocabulary.txt').read_text(encoding='utf-8').splitlines()
-    return {line for line in lines if len(line) == 1 and line != '#'}
+    tokens = [line for line in lines if len(line) == 1 and line != '#']
+    assert tokens[-1] == '-'
+    return set(tokens[:-1])
 
 
 def test_clean_sentence_keeps_plain_words_only():

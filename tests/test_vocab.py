@@ -4,19 +4,62 @@ import string
 
 import pytest
 
+from conftest import REPO_ROOT
 from gluon_ds2.vocab import DEFAULT_VOCABULARY_FILE, Vocabulary, normalize_transcript
 
-REFERENCE_TOKENS = [' '] + list(string.ascii_lowercase) + ["'"]
+# research/deep_speech/data/vocabulary.txt of tensorflow/models, byte for byte (213 bytes):
+# two comment lines, a marker comment, a-z, apostrophe, space, '-' (its CTC blank), a marker.
+REFERENCE_FILE_TEXT = (
+    "# List of alphabets (utf-8 encoded). Note that '#' starts a comment line, which\n"
+    "# will be ignored by the parser.\n"
+    "# begin of vocabulary\n"
+    + ''.join(ch + '\n' for ch in string.ascii_lowercase)
+    + "'\n \n-\n"
+    "# end of vocabulary\n")
+# The reference's label ids: position in its file, comments skipped; '-' is class 28, the blank.
+REFERENCE_TOKENS = list(string.ascii_lowercase) + ["'", ' ']
 
 
-def test_default_vocabulary_is_the_reference_alphabet_with_blank_last():
+def test_reference_file_as_is_gives_29_classes_with_its_blank_last(tmp_path):
+    assert len(REFERENCE_FILE_TEXT.encode('utf-8')) == 213
+    path = tmp_path / 'vocabulary.txt'
+    path.write_bytes(REFERENCE_FILE_TEXT.encode('utf-8'))
+    vocab = Vocabulary.from_file(str(path))
+    assert vocab.tokens == REFERENCE_TOKENS
+    assert vocab.num_classes == 29
+    assert vocab.blank_id == 28
+    assert vocab.encode('a') == [0]
+    assert vocab.encode('z') == [25]
+    assert vocab.encode("'") == [26]
+    assert vocab.encode(' ') == [27]
+    with pytest.raises(ValueError, match="characters not in the vocabulary: '-'"):
+        vocab.encode('-')  # the blank is not a token
+
+
+def test_default_vocabulary_has_the_reference_ids():
     vocab = Vocabulary.from_file(DEFAULT_VOCABULARY_FILE)
     assert vocab.tokens == REFERENCE_TOKENS
-    assert len(vocab.tokens) == 28
     assert vocab.num_classes == 29
     assert vocab.blank_id == 28 == vocab.num_classes - 1
-    assert vocab.encode(' ') == [0]
-    assert vocab.encode("a'z") == [1, 27, 26]
+    assert vocab.encode("a'z ") == [0, 26, 25, 27]
+
+
+def test_data_vocabulary_path_is_the_default_file():
+    """data/vocabulary.txt, the path the reference's users pass, reads as the packaged file."""
+    assert (REPO_ROOT / 'data' / 'vocabulary.txt').read_bytes() == \
+        open(DEFAULT_VOCABULARY_FILE, 'rb').read()
+
+
+def test_file_without_a_blank_line_gets_the_blank_appended(tmp_path):
+    """Vocabulary files of earlier gluon-ds2 versions listed no blank: it is still added last."""
+    path = tmp_path / 'vocab.txt'
+    path.write_text('# older layout\n \n' + '\n'.join(string.ascii_lowercase) + "\n'\n",
+                    encoding='utf-8')
+    vocab = Vocabulary.from_file(str(path))
+    assert vocab.tokens == [' '] + list(string.ascii_lowercase) + ["'"]
+    assert vocab.num_classes == 29
+    assert vocab.blank_id == 28
+    assert vocab.encode(' a') == [0, 1]
 
 
 def test_encode_decode_round_trip():
