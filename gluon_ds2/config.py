@@ -18,10 +18,19 @@ from dataclasses import dataclass, field
 from .vocab import DEFAULT_VOCABULARY_FILE
 
 __all__ = ['AudioConfig', 'DataConfig', 'ModelConfig', 'TrainConfig', 'Config',
-           'add_arguments', 'explicit_flags', 'from_args', 'parse_bool',
+           'add_arguments', 'explicit_flags', 'from_args', 'parse_bool', 'parse_rnn_type',
            'default_threads']
 
 RNN_TYPES = ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')
+# The reference's 'rnn' names TensorFlow's abstract RNNCell, which cannot be built; a plain
+# TensorFlow RNN cell (BasicRNNCell) is tanh, so 'rnn' means rnn_tanh here.
+RNN_TYPE_ALIASES = {'rnn': 'rnn_tanh'}
+
+
+def parse_rnn_type(text):
+    """``--rnn_type`` value: case-insensitive, as the reference's flag, with its 'rnn'."""
+    lowered = str(text).strip().lower()
+    return RNN_TYPE_ALIASES.get(lowered, lowered)
 
 
 def _flag(default, help, **kwargs):
@@ -91,8 +100,9 @@ class ModelConfig:
     """DeepSpeech2 architecture."""
     rnn_hidden_size: int = _flag(800, 'The hidden size of RNNs.')
     rnn_hidden_layers: int = _flag(5, 'The number of RNN layers.')
-    rnn_type: str = _flag('lstm', 'Type of RNN cell (the reference defaults to gru; our '
-                                  'users asked for lstm).', choices=RNN_TYPES)
+    rnn_type: str = _flag('lstm', 'Type of RNN cell, case-insensitive; rnn = rnn_tanh (the '
+                                  'reference defaults to gru; our users asked for lstm).',
+                          choices=RNN_TYPES, type=parse_rnn_type)
     is_bidirectional: bool = _flag(True, 'If rnn unit is bidirectional')
     use_bias: bool = _flag(True, 'Use bias in the last fully-connected layer')
     conv_filters: int = _flag(32, 'Filters in each of the two conv layers. [gluon-ds2]')
@@ -113,7 +123,9 @@ class TrainConfig:
               '[gluon-ds2]')
     train_epochs: int = _flag(10, 'The number of epochs used to train.')
     epochs_between_evals: int = _flag(1, 'The number of training epochs to run between '
-                                         'evaluations.')
+                                         'evaluations; the last epoch is always evaluated '
+                                         '(the reference trains only train_epochs // '
+                                         'epochs_between_evals epochs).')
     batch_size: int = _flag(128, 'Global batch size for training and evaluation.')
     seed: int = _flag(1, 'The random seed.')
     learning_rate: float = _flag(5e-4, 'The initial learning rate.')
@@ -122,8 +134,9 @@ class TrainConfig:
                '--batch_size raised with the process count (a fixed batch per process). '
                '[gluon-ds2]')
     wer_threshold: typing.Optional[float] = _flag(
-        None, 'If passed, training will stop when the evaluation WER is less than or equal to '
-              'it. For LibriSpeech the desired wer_threshold is 0.23 (MLPerf).')
+        None, 'If passed, training will stop when the evaluation WER (corpus) is less than or '
+              'equal to it (the reference stops at greater than or equal, a bug). For '
+              'LibriSpeech the desired wer_threshold is 0.23 (MLPerf).')
     clip_gradient: float = _flag(400.0, 'Clip gradients to this global L2 norm (0 = off). '
                                         '[gluon-ds2]')
     lr_decay: float = _flag(1.0, 'Multiply the learning rate by this after every epoch '
@@ -198,6 +211,8 @@ def _add_group(parser, group_cls, title):
     for f in dataclasses.fields(group_cls):
         hint = hints[f.name]
         extras = {k: v for k, v in f.metadata.items() if k != 'help'}
+        args = typing.get_args(hint)
+        extras.setdefault('type', _optional(args[0]) if args else hint)
         help_text = '%s (default: %s)' % (f.metadata['help'], f.default)
         flag = '--' + f.name
         if hint is bool:
@@ -206,9 +221,7 @@ def _add_group(parser, group_cls, title):
             group.add_argument('--no' + f.name, dest=f.name, action='store_false',
                                default=argparse.SUPPRESS, help=argparse.SUPPRESS)
             continue
-        args = typing.get_args(hint)
-        kind = _optional(args[0]) if args else hint
-        group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_text, **extras)
+        group.add_argument(flag, default=argparse.SUPPRESS, help=help_text, **extras)
 
 
 def add_arguments(parser, groups=('audio', 'data', 'model', 'train')):

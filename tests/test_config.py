@@ -49,6 +49,12 @@ def test_defaults_are_the_references():
     (['--wer_threshold=none'], 'train', 'wer_threshold', None),
     (['--learning_rate=1e-3'], 'train', 'learning_rate', 1e-3),
     (['--rnn_type=gru'], 'model', 'rnn_type', 'gru'),
+    # The reference's flag is case-insensitive, and its 'rnn' is a plain (tanh) RNN.
+    (['--rnn_type=GRU'], 'model', 'rnn_type', 'gru'),
+    (['--rnn_type=Lstm'], 'model', 'rnn_type', 'lstm'),
+    (['--rnn_type=rnn'], 'model', 'rnn_type', 'rnn_tanh'),
+    (['--rnn_type=RNN'], 'model', 'rnn_type', 'rnn_tanh'),
+    (['--rnn_type=RNN_RELU'], 'model', 'rnn_type', 'rnn_relu'),
     (['--max_freq=4000'], 'audio', 'max_freq', 4000.0),
     (['--model_dir=/tmp/x/'], 'train', 'model_dir', '/tmp/x/'),
 ])

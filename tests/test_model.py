@@ -3,6 +3,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from gluon_ds2.loss import CTCLoss
 from gluon_ds2.model import DeepSpeech2, conv_output_length, output_length
 
 BINS = 161
@@ -170,3 +171,72 @@ def test_valid_frames_do_not_see_padding_past_the_first_convs_reach():
     valid = output_length(frames)
     np.testing.assert_allclose(noisy[0, :valid], clean[0, :valid], rtol=0, atol=1e-6)
     np.testing.assert_allclose(clean[0, :valid], run(net, [utterance])[0], rtol=0, atol=1e-5)
+
+
+def ctc_gradients(net, utterances, labels, padded_frames=None):
+    """Summed CTC loss of a zero-padded training-mode batch and each parameter's gradient."""
+    lengths = [len(u) for u in utterances]
+    total = padded_frames or max(lengths)
+    batch = np.zeros((len(utterances), 1, total, BINS), dtype=np.float32)
+    padded_labels = -np.ones((len(labels), max(len(y) for y in labels)), dtype=np.float32)
+    for i, (u, y) in enumerate(zip(utterances, labels)):
+        batch[i, 0, :len(u)] = u
+        padded_labels[i, :len(y)] = y
+    with mx.autograd.record(train_mode=True):
+        logits = net(mx.nd.array(batch), mx.nd.array(lengths))
+        loss = CTCLoss()(logits, mx.nd.array(padded_labels),
+                         mx.nd.array(output_length(np.array(lengths))),
+                         mx.nd.array([len(y) for y in labels])).sum()
+    loss.backward()
+    gradients = {name: param.grad().asnumpy().astype(np.float64)
+                 for name, param in net.collect_params().items() if param.grad_req != 'null'}
+    return loss.asscalar(), gradients
+
+
+def _set_batch_norm_statistics(net, use_running_statistics):
+    for block in [net.conv_norms[0], net.conv_norms[1], net.output_norm, *net.rnn_norms]:
+        block._kwargs['use_global_stats'] = use_running_statistics
+    net.hybridize(static_alloc=True)  # rebuilds the graph with the changed BatchNorm
+
+
+def _padding_test_batch():
+    lengths = [57, 90, 23, 64]
+    rng = np.random.RandomState(7)
+    return ([features(n, seed=n) for n in lengths],
+            [rng.randint(0, CLASSES - 1, size=n) for n in (6, 11, 2, 8)])
+
+
+def test_training_mode_gradients_of_a_padded_batch_are_each_utterances_own():
+    """Training mode, BatchNorm on its running statistics: a padded batch's CTC loss and
+    parameter gradients are the sums of each utterance's own, so the masking, the
+    reversal and the loss lengths keep padding out of the backward pass too."""
+    net = small_model()
+    _set_batch_norm_statistics(net, use_running_statistics=True)
+    utterances, labels = _padding_test_batch()
+    loss, gradients = ctc_gradients(net, utterances, labels, padded_frames=128)
+    alone = [ctc_gradients(net, [u], [y]) for u, y in zip(utterances, labels)]
+    assert loss == pytest.approx(sum(l for l, _ in alone), rel=1e-5)
+    for name, gradient in gradients.items():
+        summed = sum(g[name] for _, g in alone)
+        np.testing.assert_allclose(gradient, summed, rtol=1e-4,
+                                   atol=1e-5 * np.abs(summed).max(), err_msg=name)
+
+
+def test_training_mode_batch_statistics_include_padded_frames():
+    """With batch statistics (training's default), BatchNorm's mean and variance are taken
+    over every frame of the batch, padded ones included, as in the reference: the same
+    batch padded further gets other gradients. The README says so; this checks it is true."""
+    net = small_model()
+    utterances, labels = _padding_test_batch()
+    _, tight = ctc_gradients(net, utterances, labels)  # padded to the longest, 90 frames
+    _, padded = ctc_gradients(net, utterances, labels, padded_frames=128)
+    changes = [np.abs(padded[name] - tight[name]).max() / np.abs(tight[name]).max()
+               for name in tight]
+    assert max(changes) > 1e-2
+    # The same check passes the other way round when BatchNorm leaves padding out.
+    _set_batch_norm_statistics(net, use_running_statistics=True)
+    _, tight = ctc_gradients(net, utterances, labels)
+    _, padded = ctc_gradients(net, utterances, labels, padded_frames=128)
+    for name in tight:
+        np.testing.assert_allclose(padded[name], tight[name], rtol=1e-4,
+                                   atol=1e-5 * np.abs(tight[name]).max(), err_msg=name)

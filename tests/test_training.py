@@ -121,6 +121,22 @@ def test_it_learns_a_few_utterances_by_heart(demo_manifests, tmp_path):
     assert (char_edits, reference_chars) == (final['char_edits'], final['reference_chars'])
 
 
+@pytest.mark.slow
+def test_epochs_between_evals_sets_the_cadence_not_the_number_of_epochs(demo_manifests,
+                                                                         tmp_path):
+    """--train_epochs=3 --epochs_between_evals=2 trains 3 epochs and evaluates after epochs
+    2 and 3 (the last is always evaluated). The reference would train 3 // 2 = 1 epoch: each
+    of its train_epochs // epochs_between_evals cycles is one pass over the data."""
+    utterances = shortest(demo_manifests['train'], 4, tmp_path / 'four.csv')
+    model_dir = tmp_path / 'model'
+    result = run(train_command(model_dir, utterances, utterances, *TINY_MODEL,
+                               '--batch_size=4', '--num_workers=0', '--log_every=1',
+                               '--train_epochs=3', '--epochs_between_evals=2'))
+    assert result.returncode == 0, result.stderr
+    assert [r['epoch'] for r in records(model_dir, 'train')] == [0, 1, 2]  # one batch each
+    assert [(r['epoch'], r['step']) for r in records(model_dir, 'eval')] == [(2, 2), (3, 3)]
+
+
 @pytest.fixture(scope='module')
 def reference_run(demo_manifests, tmp_path_factory):
     """Nine uninterrupted steps of a tiny model (6 batches of 4 per epoch), and its model dir."""
