@@ -1,20 +1,18 @@
 """Score a checkpoint: WER/CER, per-utterance results, the worst utterances.
 
     python evaluate.py runs/demo                       # its best checkpoint, its eval set
-    python evaluate.py runs/demo/ckpt-00001200.ckpt --eval_data_dir=data/demo_data/test.csv
+    python evaluate.py runs/demo/ckpt-00001200.ckpt \\
+        --eval_data_dir=data/demo_data/test/LibriSpeech/test.csv
     python evaluate.py runs/demo --decoder=beam --lm=runs/demo/lm.arpa --alpha=0.5 --beta=1.0
 """
 import argparse
 import logging
-import os
 import sys
 
-from gluon_ds2.config import default_threads
+from gluon_ds2 import scoring
 
 
 def main(argv=None):
-    os.environ.setdefault('OMP_NUM_THREADS', str(default_threads(0, os.cpu_count())))
-    from gluon_ds2 import scoring
     parser = scoring.add_arguments(argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)

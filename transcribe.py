@@ -5,19 +5,10 @@
     python transcribe.py runs/demo talk.wav --decoder=beam --lm=lm.arpa --alpha=0.5 --beta=1.0
 """
 import logging
-import os
 import sys
 
-from gluon_ds2.config import default_threads
-
-
-def main(argv=None):
-    # Set before MXNet loads: its OpenMP runtime reads it once.
-    os.environ.setdefault('OMP_NUM_THREADS', str(default_threads(0, os.cpu_count())))
-    from gluon_ds2 import transcribe
-    return transcribe.main(argv)
-
+from gluon_ds2 import transcribe
 
 if __name__ == '__main__':
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    sys.exit(main())
+    sys.exit(transcribe.main())

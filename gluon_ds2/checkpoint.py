@@ -18,10 +18,9 @@ import os
 import tempfile
 import zipfile
 
-from .config import Config
 
 __all__ = ['FORMAT_VERSION', 'CheckpointError', 'atomic_write', 'save_checkpoint',
-           'read_checkpoint', 'load_into', 'load_latest', 'config_for_model_dir', 'resolve_checkpoint', 'read_index']
+           'read_checkpoint', 'load_into', 'load_latest', 'resolve_checkpoint', 'read_index']
 
 logger = logging.getLogger(__name__)
 
@@ -194,38 +193,3 @@ def load_latest(model_dir):
         return path, meta, archive
     return None
 
-
-# Flags that define the model or its inputs: a resumed run cannot change them.
-FIXED_ON_RESUME = ('audio', 'model')
-
-
-def config_for_model_dir(model_dir, explicit):
-    """The run's config: flags on top of the latest checkpoint's config, if any.
-
-    Parameters
-    ----------
-    model_dir : str
-    explicit : dict
-        ``{group: {flag: value}}`` given on the command line
-        (:func:`gluon_ds2.config.explicit_flags`).
-
-    Returns
-    -------
-    (Config, resumed) : (Config, bool)
-    """
-    found = load_latest(model_dir) if os.path.isdir(model_dir) else None
-    data = Config().to_json()
-    if found is not None:
-        path, meta, _ = found
-        data = meta['config']
-        for group in FIXED_ON_RESUME:
-            for name, value in explicit.get(group, {}).items():
-                if data[group][name] != value:
-                    raise ValueError(
-                        '--%s=%s differs from the checkpoint in %s (%s): a resumed run keeps its '
-                        'model and features. Use a new --model_dir to train a different model.'
-                        % (name, value, model_dir, data[group][name]))
-    for group, values in explicit.items():
-        data[group].update(values)
-    data['train']['model_dir'] = model_dir
-    return Config.from_json(data), found is not None

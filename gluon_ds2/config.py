@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from .vocab import DEFAULT_VOCABULARY_FILE
 
 __all__ = ['AudioConfig', 'DataConfig', 'ModelConfig', 'TrainConfig', 'Config',
-           'add_arguments', 'explicit_flags', 'from_args', 'parse_bool', 'parse_rnn_type',
-           'default_threads']
+           'add_arguments', 'explicit_flags', 'from_args', 'parse_bool', 'parse_rnn_type']
 
 RNN_TYPES = ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')
 # The reference's 'rnn' names TensorFlow's abstract RNNCell, which cannot be built; a plain
@@ -257,15 +256,3 @@ def from_args(args, base=None):
         data[group].update(values)
     return Config.from_json(data)
 
-
-def default_threads(num_workers, cpu_count, processes_per_host=1):
-    """OpenMP threads per training process: this host's cores, shared by its processes.
-
-    MXNet's pip build runs one OpenMP thread unless told otherwise, which
-    leaves all but one core idle. DataLoader workers get one core between
-    them out of the share when there are cores to spare.
-    """
-    share = max(1, cpu_count // max(1, processes_per_host))
-    if num_workers and share > 2:
-        share -= 1
-    return share

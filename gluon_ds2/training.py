@@ -5,7 +5,8 @@ backward of the loss averaged over the batch, allreduce (devices, then Horovod
 ranks), global-norm clip, skip if the norm is not finite, optimizer update.
 
 ``run(cfg)`` starts fresh or resumes ``cfg.train.model_dir``'s latest
-checkpoint at the same epoch, batch position, step and optimizer state.
+checkpoint at the same epoch, batch position, step and optimizer state
+(:mod:`gluon_ds2.resume` decides which checkpoint and where to pick up).
 
 ``<model_dir>/metrics.jsonl`` gets one JSON object per line: every
 ``--log_every`` steps a ``kind: "train"`` record (``step``, ``epoch``, ``loss``
@@ -36,6 +37,7 @@ from .devices import describe_devices, select_devices
 from .distributed import setup as setup_distributed
 from .loss import CTCLoss
 from .model import DeepSpeech2, output_length
+from .resume import initial_state, restore_checkpoint
 from .sampler import EpochKeyedBatches, SortagradSampler, sorted_batches
 from .scoring import evaluate
 from .vocab import Vocabulary
@@ -241,25 +243,6 @@ def _evaluate_all(net, eval_loader, eval_batches, eval_entries, contexts, dist, 
     return type(accumulator).from_vector(totals).result()
 
 
-def _resume_state(cfg, dist, net, trainer):
-    """Load model_dir's latest usable checkpoint; returns its meta dict or None.
-
-    Rank 0 chooses the checkpoint; every rank then loads that file (so the
-    optimizer state is restored everywhere; the model directory must be shared
-    by the hosts, as the reference's is). Parameters are broadcast afterwards.
-    """
-    found = ckpt.load_latest(cfg.train.model_dir) if dist.is_root else None
-    path = dist.broadcast_object(found[0] if found else None, name='resume_path')
-    if path is None:
-        return None
-    meta, archive = found[1:] if found else ckpt.read_checkpoint(path)
-    ckpt.load_into(path, archive, net, trainer)
-    if dist.is_root:
-        logger.info('resuming from %s (epoch %d, batch %d, step %d)', path, meta['epoch'] + 1,
-                    meta['batch_in_epoch'], meta['global_step'])
-    return meta
-
-
 def run(cfg):
     """Train as configured; returns the final state dict (rank 0's view)."""
     dist = setup_distributed()
@@ -320,17 +303,9 @@ def run(cfg):
         for ctx in contexts:
             net(probe.as_in_context(ctx), mx.nd.array([64], ctx=ctx))
     trainer = dist.make_trainer(net.collect_params(), 'adam', {'learning_rate': learning_rate})
-    meta = _resume_state(cfg, dist, net, trainer)
+    meta = restore_checkpoint(t.model_dir, dist, net, trainer)
     dist.broadcast_parameters(net.collect_params())
-
-    state = dict(epoch=0, batch_in_epoch=0, global_step=0, nonfinite_steps=0,
-                 consecutive_nonfinite=0, skipped_files=0, best_wer=None, last_eval=None,
-                 stopped_early=False)
-    if meta is not None:
-        state.update({k: meta[k] for k in state if k in meta})
-        if sampler.num_batches() and state['batch_in_epoch'] >= sampler.num_batches():
-            state['epoch'] += 1
-            state['batch_in_epoch'] = 0
+    state = initial_state(meta, sampler.num_batches())
     trainer.set_learning_rate(learning_rate * t.lr_decay ** state['epoch'])
 
     metrics_path = os.path.join(t.model_dir, 'metrics.jsonl')

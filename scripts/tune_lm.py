@@ -21,22 +21,17 @@ import os
 import sys
 import time
 
-from gluon_ds2.config import default_threads
+import numpy as np
+from tqdm import tqdm
 
-# MXNet's OpenMP runtime reads this once, when gluon_ds2.inference first imports mxnet.
-os.environ.setdefault('OMP_NUM_THREADS', str(default_threads(0, os.cpu_count())))
-
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from gluon_ds2.batchify import make_dataloader  # noqa: E402
-from gluon_ds2.dataset import SpeechDataset, load_entries  # noqa: E402
-from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode_batch  # noqa: E402
-from gluon_ds2.devices import select_devices  # noqa: E402
-from gluon_ds2.inference import load_model  # noqa: E402
-from gluon_ds2.metrics import ErrorRateAccumulator  # noqa: E402
-from gluon_ds2.sampler import sorted_batches  # noqa: E402
-from gluon_ds2.scoring import evaluate  # noqa: E402
+from gluon_ds2.batchify import make_dataloader
+from gluon_ds2.dataset import SpeechDataset, load_entries
+from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode_batch
+from gluon_ds2.devices import select_devices
+from gluon_ds2.inference import load_model
+from gluon_ds2.metrics import ErrorRateAccumulator
+from gluon_ds2.sampler import sorted_batches
+from gluon_ds2.scoring import evaluate
 
 logger = logging.getLogger('tune_lm')
 

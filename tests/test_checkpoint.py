@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, atomic_write,
-                                  config_for_model_dir, load_into, load_latest, read_checkpoint,
-                                  read_index, save_checkpoint)
+from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, atomic_write, load_into,
+                                  load_latest, read_checkpoint, read_index, save_checkpoint)
 from gluon_ds2.config import Config
 from gluon_ds2.model import DeepSpeech2
 
@@ -197,45 +196,3 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match='^%s: parameters do not fit the model'
                        % path.replace('.', r'\.')):
         load_into(path, archive, other)
-
-
-def test_resumed_config_takes_explicit_flags_over_the_checkpoints(tmp_path):
-    cfg, resumed = config_for_model_dir(str(tmp_path / 'new'), {'train': {'batch_size': 4}})
-    assert not resumed
-    assert cfg.model == Config().model and cfg.train.learning_rate == Config().train.learning_rate
-    assert cfg.train.batch_size == 4 and cfg.train.model_dir == str(tmp_path / 'new')
-
-    recorded = Config().to_json()
-    recorded['train'].update(batch_size=8, learning_rate=1e-3, max_steps=5)
-    recorded['model'].update(rnn_hidden_size=8, rnn_hidden_layers=2, conv_filters=2)
-    recorded['audio'].update(max_freq=4000.0)
-    net, trainer = tiny_model(seed=1)
-    save(tmp_path, net, trainer, 5, config=Config.from_json(recorded))
-
-    cfg, resumed = config_for_model_dir(
-        str(tmp_path), {'train': {'max_steps': 9, 'log_every': 1},
-                        'model': {'rnn_hidden_size': 8}})  # the same value is no change
-    assert resumed
-    assert cfg.train.max_steps == 9 and cfg.train.log_every == 1  # given now
-    assert cfg.train.batch_size == 8 and cfg.train.learning_rate == 1e-3  # the checkpoint's
-    assert cfg.model.rnn_hidden_size == 8 and cfg.model.conv_filters == 2
-    assert cfg.audio.max_freq == 4000.0
-    assert cfg.train.model_dir == str(tmp_path)
-
-
-@pytest.mark.parametrize('group, flag, value, recorded', [
-    ('model', 'rnn_hidden_size', 16, 8),
-    ('audio', 'max_freq', 8000.0, 4000.0),
-])
-def test_changing_the_model_on_resume_is_a_clear_error(tmp_path, group, flag, value, recorded):
-    config = Config().to_json()
-    config['model'].update(rnn_hidden_size=8, rnn_hidden_layers=2, conv_filters=2)
-    config['audio'].update(max_freq=4000.0)
-    net, trainer = tiny_model(seed=1)
-    save(tmp_path, net, trainer, 5, config=Config.from_json(config))
-    with pytest.raises(ValueError) as error:
-        config_for_model_dir(str(tmp_path), {group: {flag: value}})
-    message = str(error.value)
-    assert message.startswith('--%s=%s differs from the checkpoint in %s (%s)'
-                              % (flag, value, tmp_path, recorded))
-    assert 'new --model_dir' in message
