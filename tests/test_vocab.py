@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO_ROOT
 from gluon_ds2.vocab import DEFAULT_VOCABULARY_FILE, Vocabulary, normalize_transcript
 
-# research/deep_speech/data/vocabulary.txt of tensorflow/models, byte for byte (213 bytes):
+# research/deep_speech/data/vocabulary.txt of tensorflow/models (commit 2dc6b914), byte for byte:
 # two comment lines, a marker comment, a-z, apostrophe, space, '-' (its CTC blank), a marker.
 REFERENCE_FILE_TEXT = (
     "# List of alphabets (utf-8 encoded). Note that '#' starts a comment line, which\n"
