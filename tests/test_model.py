@@ -194,8 +194,11 @@ def ctc_gradients(net, utterances, labels, padded_frames=None):
 
 
 def _set_batch_norm_statistics(net, use_running_statistics):
-    for block in [net.conv_norms[0], net.conv_norms[1], net.output_norm, *net.rnn_norms]:
-        block._kwargs['use_global_stats'] = use_running_statistics
+    """Every BatchNorm of ``net`` normalizes with its running (or its batch) statistics."""
+    def set_statistics(block):
+        if isinstance(block, mx.gluon.nn.BatchNorm):
+            block._kwargs['use_global_stats'] = use_running_statistics
+    net.apply(set_statistics)
     net.hybridize(static_alloc=True)  # rebuilds the graph with the changed BatchNorm
 
 
