@@ -92,6 +92,36 @@ class DataConfig:
                                '[gluon-ds2]')
     time_mask_width: int = _flag(20, 'Widest time mask, in frames (at most a fifth of the '
                                      'utterance). [gluon-ds2]')
+    speed_perturb: bool = _flag(False, 'Play each training utterance at a speed drawn from '
+                                       '--speed_factors (soxr resampling: tempo and pitch '
+                                       'change together); a speed at which CTC could not '
+                                       'align the transcript is replaced by 1.0. [gluon-ds2]')
+    speed_factors: str = _flag('0.9,1.0,1.1', 'Speeds for --speed_perturb, drawn with equal '
+                                              'probability. [gluon-ds2]')
+    noise_prob: float = _flag(0.0, 'Probability of adding noise to a training utterance '
+                                   '(0 = off). [gluon-ds2]')
+    noise_snr_db: str = _flag('10,30', 'LOW,HIGH: the signal-to-noise ratio of added noise is '
+                                       'drawn uniformly in this range (dB). [gluon-ds2]')
+    noise_types: str = _flag('white,pink,brown,blue,babble',
+                             'Noises drawn with equal probability: colours white, pink, brown, '
+                             'blue, violet, or babble (other training utterances). [gluon-ds2]')
+    babble_utterances: int = _flag(3, 'Utterances summed into babble noise. [gluon-ds2]')
+    reverb_prob: float = _flag(0.0, 'Probability of reverberating a training utterance in a '
+                                    'synthetic room (0 = off). [gluon-ds2]')
+    reverb_rt60: str = _flag('0.2,0.8', 'LOW,HIGH: the room\'s reverberation time RT60 is '
+                                        'drawn uniformly in this range (s). [gluon-ds2]')
+    band_limit_prob: float = _flag(0.0, 'Probability of band-limiting a training utterance, '
+                                        'half the time as a telephone (300-3400 Hz), half as '
+                                        'a cheap microphone (random low and high cut) '
+                                        '(0 = off). [gluon-ds2]')
+    gain_prob: float = _flag(0.0, 'Probability of a random gain within +-gain_db, clipped at '
+                                  'full scale (+-1) as a converter does (0 = off). [gluon-ds2]')
+    gain_db: float = _flag(10.0, 'Largest gain (and attenuation) for --gain_prob, in dB. '
+                                 '[gluon-ds2]')
+    clip_prob: float = _flag(0.0, 'Probability of hard-clipping a training utterance '
+                                  '(0 = off). [gluon-ds2]')
+    clip_level: float = _flag(0.3, 'Lowest clipping threshold for --clip_prob, as a fraction '
+                                   'of the utterance\'s peak (drawn up to 1). [gluon-ds2]')
 
 
 @dataclass

@@ -3,9 +3,10 @@
 ``prepare_entries`` checks every row once, before batching: transcripts against
 the vocabulary, audio headers (missing or unreadable files), duration limits and
 CTC alignability. What fails is skipped and counted, or raised with the manifest
-and line named, by ``on_error``. ``SpeechDataset`` then reads and featurizes one
-utterance per item; a file that breaks only when read in full (a truncated
-FLAC) becomes a skip marker the batchify function drops and counts.
+and line named, by ``on_error``. ``SpeechDataset`` then reads, augments (training
+only: waveform, then SpecAugment) and featurizes one utterance per item; a file
+that breaks only when read in full (a truncated FLAC) becomes a skip marker the
+batchify function drops and counts.
 """
 import collections
 import logging
@@ -38,6 +39,11 @@ def _where(row):
         row.wav_filename
 
 
+def _frames(num_samples, stride_size, window_size):
+    """Spectrogram frames of ``num_samples`` (shorter audio is padded to one window)."""
+    return (max(num_samples, window_size) - window_size) // stride_size + 1
+
+
 def _audio_frames(path, sample_rate, stride_size, window_size):
     """Spectrogram frames of a WAV from its header; raises AudioError."""
     try:
@@ -54,8 +60,7 @@ def _audio_frames(path, sample_rate, stride_size, window_size):
         raise AudioError('%s: expected mono audio, found %d channels' % (path, info.channels))
     if info.frames == 0:
         raise AudioError('%s: audio file holds no samples' % path)
-    samples = max(info.frames, window_size)
-    return (samples - window_size) // stride_size + 1, info.frames / info.samplerate
+    return _frames(info.frames, stride_size, window_size), info.frames / info.samplerate
 
 
 def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=None,
@@ -156,26 +161,72 @@ class SpeechDataset(gluon.data.Dataset):
     An audio file that fails to read becomes a :class:`SkippedUtterance` when
     ``on_error='skip'`` (the batchify function drops and counts it).
 
-    With ``augment`` (keyword arguments of :func:`~gluon_ds2.featurizer.spec_augment`),
-    items are keyed ``(epoch, i)`` and masked with a generator seeded by
-    ``(seed, epoch, i)``: the same masks in any worker process, and again
-    after a resume.
+    With augmentation, items are keyed ``(epoch, i)`` and every draw is
+    seeded by ``(seed, epoch, i)``: the same audio and masks in any worker
+    process, and again after a resume. Unkeyed items (evaluation) are never
+    augmented.
+
+    Parameters
+    ----------
+    entries : list of dict
+        From :func:`prepare_entries`.
+    audio_config : AudioConfig
+    on_error : {'skip', 'fail'}
+    augment : dict or None
+        Keyword arguments of :func:`~gluon_ds2.featurizer.spec_augment`.
+    seed : int
+    waveform_augment : WaveformAugment or None
+        Applied to the samples before featurization; babble noise is drawn
+        from other entries of this dataset.
+    output_length : callable or None
+        Frames -> model output steps: with it, a speed perturbation that would
+        leave CTC too few steps for the transcript is not applied.
     """
 
-    def __init__(self, entries, audio_config, on_error='skip', augment=None, seed=0):
+    def __init__(self, entries, audio_config, on_error='skip', augment=None, seed=0,
+                 waveform_augment=None, output_length=None):
         self.entries = entries
         self.audio_config = audio_config
         self.on_error = on_error
         self.augment = augment
         self.seed = seed
+        self.waveform_augment = waveform_augment
+        self.output_length = output_length
 
     def __len__(self):
         return len(self.entries)
 
     @property
     def lengths(self):
-        """Sort keys for the sampler: WAV file sizes, as the reference sorts."""
+        """Sort keys for the sampler: WAV file sizes, as the reference sorts.
+
+        Speed perturbation changes an utterance's length by its factor after
+        sorting; batches then pad a little more, and nothing else changes.
+        """
         return [entry['wav_filesize'] for entry in self.entries]
+
+    def _fits(self, labels):
+        """``num_samples -> bool``: can CTC align ``labels`` over that much audio?"""
+        if self.output_length is None:
+            return None
+        needed = ctc_min_output_length(labels)
+        stride, window = self.audio_config.stride_size, self.audio_config.window_size
+        return lambda num_samples: self.output_length(_frames(num_samples, stride,
+                                                             window)) >= needed
+
+    def _babble_source(self, index):
+        """``(count, rng) -> list of samples`` of other entries (unreadable ones left out)."""
+        def read_others(count, rng):
+            others = [i for i in rng.integers(len(self.entries), size=count) if i != index]
+            talkers = []
+            for other in others:
+                try:
+                    talkers.append(read_audio(self.entries[other]['wav_filename'],
+                                              self.audio_config.sample_rate))
+                except AudioError:
+                    continue
+            return talkers
+        return read_others
 
     def __getitem__(self, key):
         epoch, index = key if isinstance(key, tuple) else (None, key)
@@ -186,6 +237,11 @@ class SpeechDataset(gluon.data.Dataset):
             if self.on_error == 'fail':
                 raise
             return SkippedUtterance(entry['wav_filename'], str(err))
+        if self.waveform_augment is not None and epoch is not None:
+            samples = self.waveform_augment(samples, self.audio_config.sample_rate,
+                                            (self.seed, epoch, index),
+                                            fits=self._fits(entry['labels']),
+                                            babble_source=self._babble_source(index))
         features = featurize(samples, self.audio_config)
         if self.augment and epoch is not None:
             rng = np.random.default_rng([self.seed, epoch, index])

@@ -29,6 +29,7 @@ from mxnet import autograd, gluon
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from .augment import WaveformAugment
 from .batchify import make_dataloader
 from .curves import MetricsLog, plot_curves
 from .dataset import SpeechDataset, load_entries
@@ -252,6 +253,7 @@ def run(cfg):
     if not dist.is_root:  # rank 0 reports progress; the others only warn
         logging.getLogger(__package__).setLevel(logging.WARNING)
     learning_rate = t.learning_rate * (dist.size if t.scale_lr_by_workers else 1)
+    waveform_augment = WaveformAugment.from_config(cfg.data)  # bad flags fail here, at once
     mx.random.seed(t.seed + dist.rank)
     np.random.seed(t.seed)
     vocab = Vocabulary.from_file(cfg.data.vocabulary_file)
@@ -280,10 +282,12 @@ def run(cfg):
                    time_masks=d.time_masks, time_mask_width=d.time_mask_width) \
         if d.freq_masks or d.time_masks else None
     train_set = SpeechDataset(train_entries, cfg.audio, on_error=d.on_bad_input,
-                              augment=augment, seed=t.seed)
+                              augment=augment, seed=t.seed, waveform_augment=waveform_augment,
+                              output_length=output_length)
     sampler = SortagradSampler(train_set.lengths, t.batch_size, sortagrad=d.sortagrad,
                                seed=t.seed, num_parts=dist.size, part_index=dist.rank)
-    train_loader = _make_loader(train_set, EpochKeyedBatches(sampler) if augment else sampler,
+    keyed = augment or waveform_augment
+    train_loader = _make_loader(train_set, EpochKeyedBatches(sampler) if keyed else sampler,
                                 d.num_workers)
     eval_set = SpeechDataset(eval_entries, cfg.audio, on_error=cfg.data.on_bad_input)
     eval_batches = sorted_batches(eval_set.lengths, t.batch_size // dist.size,
