@@ -1,13 +1,14 @@
-"""Waveform augmentation of training utterances: speed, reverberation, noise, band, gain, clipping.
+"""Waveform augmentation of training utterances: speed, noise, reverberation, band, gain, clipping.
 
 Beyond the reference, which has none. Each stage is a pure function of
 float64 samples (and a ``numpy.random.Generator`` where it draws), and
 :class:`WaveformAugment` chains the enabled ones in the order a recording
-meets them: the talker's speed, the room (``reverberate``), noise arriving in
-that room (``coloured_noise`` or ``babble``, ``mix_at_snr``), the channel
-(``band_limit``: telephone or cheap microphone), the converter (``apply_gain``,
-then ``clip``). It runs on the samples before featurization; SpecAugment then
-masks the features.
+meets them: the talker's speed (``speed_perturb``), noise in the same room
+(``coloured_noise`` or ``babble``, ``mix_at_snr``), the room's reverberation
+(``room_impulse_response``) and the channel's band (telephone or cheap
+microphone), both linear filters applied in one FFT pass (``room_and_channel``),
+then the converter (``apply_gain``, ``clip``). It runs on the samples before
+featurization; SpecAugment then masks the features.
 
 Every stage draws from its own generator, seeded by ``(seed, epoch, index,
 stage)``: the same utterance in the same epoch gets the same audio in any
@@ -21,7 +22,7 @@ import numpy as np
 
 __all__ = ['NOISE_COLOURS', 'NOISE_TYPES', 'TELEPHONE_BAND', 'WaveformAugment', 'fft_length',
            'speed_perturb', 'coloured_noise', 'babble', 'mix_at_snr', 'room_impulse_response',
-           'reverberate', 'band_limit', 'apply_gain', 'clip']
+           'band_mask', 'room_and_channel', 'apply_gain', 'clip']
 
 # Noise colour -> exponent of its power spectral density, PSD ~ f ** exponent.
 NOISE_COLOURS = {'white': 0.0, 'pink': -1.0, 'brown': -2.0, 'blue': 1.0, 'violet': 2.0}
@@ -33,7 +34,7 @@ NOISE_FLOOR_HZ = 20.0
 # Cheap microphones: the low cut and the high cut are drawn from these ranges (Hz).
 MICROPHONE_LOW_CUT = (0.0, 400.0)
 MICROPHONE_HIGH_CUT = (2000.0, 8000.0)
-# Width of the raised-cosine edges of band_limit's pass band, inside the band (Hz).
+# Width of the raised-cosine edges of a band mask's pass band, inside the band (Hz).
 BAND_EDGE_HZ = 100.0
 # Room model: direct path, a few early reflections, then an exponentially decaying tail
 # whose energy, relative to the direct path's, is drawn from this range (dB).
@@ -42,7 +43,7 @@ EARLY_REFLECTION_DELAY_S = (0.002, 0.040)
 DIRECT_TO_REVERBERANT_DB = (0.0, 12.0)
 
 # Stage numbers in the seeds; never 0, which numpy's SeedSequence would treat as absent.
-_SPEED, _REVERB, _NOISE, _BAND, _GAIN, _CLIP = range(1, 7)
+_SPEED, _NOISE, _REVERB, _BAND, _GAIN, _CLIP = range(1, 7)
 
 
 def fft_length(n):
@@ -123,12 +124,14 @@ def mix_at_snr(signal, noise, snr_db):
 
 
 def room_impulse_response(rt60, sample_rate, rng):
-    """A synthetic room: direct path, early reflections, exponentially decaying noise.
+    """A synthetic room of unit energy: direct path, early reflections, decaying noise.
 
     The tail's amplitude falls by 60 dB in ``rt60`` seconds, and the response
     ends there. Its energy against the direct path's is drawn from
     ``DIRECT_TO_REVERBERANT_DB``; ``EARLY_REFLECTIONS`` impulses of random sign
-    and amplitude 0.1-0.5 arrive within ``EARLY_REFLECTION_DELAY_S``.
+    and amplitude 0.1-0.5 of the direct path's arrive within
+    ``EARLY_REFLECTION_DELAY_S``. Unit energy keeps the level of a broadband
+    signal.
 
     Returns
     -------
@@ -145,25 +148,15 @@ def room_impulse_response(rt60, sample_rate, rng):
     amplitudes = rng.uniform(0.1, 0.5, size=EARLY_REFLECTIONS) * rng.choice((-1, 1),
                                                                           EARLY_REFLECTIONS)
     np.add.at(response, delays, amplitudes)
-    return response
+    return response / np.sqrt(np.sum(response ** 2))
 
 
-def reverberate(samples, impulse_response):
-    """Convolve with an impulse response (FFT), keep the input's length and RMS."""
-    n = fft_length(len(samples) + len(impulse_response) - 1)
-    wet = np.fft.irfft(np.fft.rfft(samples, n) * np.fft.rfft(impulse_response, n),
-                       n)[:len(samples)]
-    dry_power, wet_power = np.mean(samples ** 2), np.mean(wet ** 2)
-    return wet * np.sqrt(dry_power / wet_power) if wet_power > 0 else wet
-
-
-def band_limit(samples, sample_rate, low_hz, high_hz):
-    """Keep only ``[low_hz, high_hz]``: an FFT mask with raised-cosine edges
-    ``BAND_EDGE_HZ`` wide inside the band (so nothing outside it passes),
-    applied to the zero-padded utterance, then cut back to its length."""
+def band_mask(n, sample_rate, low_hz, high_hz):
+    """Gains of the ``n // 2 + 1`` rfft bins of length ``n`` that keep only
+    ``[low_hz, high_hz]``: raised-cosine edges ``BAND_EDGE_HZ`` wide inside the
+    band, so nothing outside it passes. An edge at 0 or Nyquist is no edge."""
     if not 0 <= low_hz < high_hz:
-        raise ValueError('band_limit needs 0 <= low_hz < high_hz, got %s, %s' % (low_hz, high_hz))
-    n = fft_length(len(samples) + int(sample_rate * 0.02))  # 20 ms of padding for the edges
+        raise ValueError('a band needs 0 <= low_hz < high_hz, got %s, %s' % (low_hz, high_hz))
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
     edge = min(BAND_EDGE_HZ, (high_hz - low_hz) / 2)
     ramp = np.ones_like(freqs)
@@ -171,8 +164,22 @@ def band_limit(samples, sample_rate, low_hz, high_hz):
         ramp = np.minimum(ramp, (freqs - low_hz) / edge)
     if high_hz < sample_rate / 2:
         ramp = np.minimum(ramp, (high_hz - freqs) / edge)
-    mask = 0.5 - 0.5 * np.cos(np.pi * np.clip(ramp, 0, 1))
-    return np.fft.irfft(np.fft.rfft(samples, n) * mask, n)[:len(samples)]
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(ramp, 0, 1))
+
+
+def room_and_channel(samples, sample_rate, impulse_response=None, band=None):
+    """Convolve with a room's ``impulse_response`` and keep only ``band`` (low, high Hz),
+    either or both, in one pass over the zero-padded FFT; the result has the
+    input's length (the reverberation tail past its end is cut)."""
+    padding = len(impulse_response) - 1 if impulse_response is not None else 0
+    # A band mask's response rings for a few ms: 20 ms of zeros keep it from wrapping round.
+    n = fft_length(len(samples) + max(padding, int(0.02 * sample_rate)))
+    spectrum = np.fft.rfft(samples, n)
+    if impulse_response is not None:
+        spectrum *= np.fft.rfft(impulse_response, n)
+    if band is not None:
+        spectrum *= band_mask(n, sample_rate, *band)
+    return np.fft.irfft(spectrum, n)[:len(samples)]
 
 
 def apply_gain(samples, gain_db):
@@ -307,21 +314,20 @@ class WaveformAugment:
         -------
         (S',) float64; ``S' = S`` unless the speed changed.
         """
-        def rng(stage):
-            return np.random.default_rng(list(key) + [stage])
+        def stage_draws(stage, probability):
+            """The stage's generator if it applies to this utterance, else None."""
+            if probability <= 0:
+                return None
+            draw = np.random.default_rng(list(key) + [stage])
+            return draw if draw.random() < probability else None
 
-        if self.speed_factors:
-            factor = float(rng(_SPEED).choice(self.speed_factors))
-            faster = speed_perturb(samples, factor, sample_rate)
+        draw = stage_draws(_SPEED, 1.0 if self.speed_factors else 0.0)
+        if draw is not None:
+            faster = speed_perturb(samples, float(draw.choice(self.speed_factors)), sample_rate)
             if fits is None or fits(len(faster)):
                 samples = faster
-        draw = rng(_REVERB)
-        if draw.random() < self.reverb_prob:
-            samples = reverberate(samples,
-                                  room_impulse_response(draw.uniform(*self.reverb_rt60),
-                                                        sample_rate, draw))
-        draw = rng(_NOISE)
-        if draw.random() < self.noise_prob:
+        draw = stage_draws(_NOISE, self.noise_prob)
+        if draw is not None:
             kind = self.noise_types[int(draw.integers(len(self.noise_types)))]
             if kind == 'babble':
                 talkers = babble_source(self.babble_utterances, draw) if babble_source else []
@@ -329,18 +335,24 @@ class WaveformAugment:
             else:
                 noise = coloured_noise(len(samples), kind, sample_rate, draw)
             samples = mix_at_snr(samples, noise, draw.uniform(*self.noise_snr_db))
-        draw = rng(_BAND)
-        if draw.random() < self.band_limit_prob:
+        impulse_response = band = None
+        draw = stage_draws(_REVERB, self.reverb_prob)
+        if draw is not None:
+            impulse_response = room_impulse_response(draw.uniform(*self.reverb_rt60),
+                                                     sample_rate, draw)
+        draw = stage_draws(_BAND, self.band_limit_prob)
+        if draw is not None:
             if draw.random() < 0.5:
-                low, high = TELEPHONE_BAND
+                band = TELEPHONE_BAND
             else:
-                low = draw.uniform(*MICROPHONE_LOW_CUT)
-                high = min(draw.uniform(*MICROPHONE_HIGH_CUT), sample_rate / 2)
-            samples = band_limit(samples, sample_rate, low, high)
-        draw = rng(_GAIN)
-        if draw.random() < self.gain_prob:
+                band = (draw.uniform(*MICROPHONE_LOW_CUT),
+                        min(draw.uniform(*MICROPHONE_HIGH_CUT), sample_rate / 2))
+        if impulse_response is not None or band is not None:
+            samples = room_and_channel(samples, sample_rate, impulse_response, band)
+        draw = stage_draws(_GAIN, self.gain_prob)
+        if draw is not None:
             samples = apply_gain(samples, draw.uniform(-self.gain_db, self.gain_db))
-        draw = rng(_CLIP)
-        if draw.random() < self.clip_prob:
+        draw = stage_draws(_CLIP, self.clip_prob)
+        if draw is not None:
             samples = clip(samples, draw.uniform(self.clip_level, 1.0))
         return samples

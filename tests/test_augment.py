@@ -13,8 +13,8 @@ import soundfile
 from conftest import REPO_ROOT
 from gluon_ds2 import augment
 from gluon_ds2.augment import (NOISE_COLOURS, TELEPHONE_BAND, WaveformAugment, apply_gain, babble,
-                               band_limit, clip, coloured_noise, fft_length, mix_at_snr,
-                               reverberate, room_impulse_response, speed_perturb)
+                               band_mask, clip, coloured_noise, fft_length, mix_at_snr,
+                               room_and_channel, room_impulse_response, speed_perturb)
 from gluon_ds2.batchify import make_dataloader
 from gluon_ds2.checkpoint import read_checkpoint, read_index
 from gluon_ds2.config import AudioConfig, Config, add_arguments, from_args
@@ -125,6 +125,7 @@ def test_room_impulse_response_decays_by_60_db_in_rt60(rt60):
     for seed in range(3):
         response = room_impulse_response(rt60, RATE, np.random.default_rng(seed))
         assert len(response) == int(rt60 * RATE)
+        assert np.sum(response ** 2) == pytest.approx(1.0, rel=1e-12)
         assert np.argmax(np.abs(response)) == 0  # the direct path comes first and loudest
         # Schroeder's backward-integrated energy decay of the tail after the early
         # reflections, fitted from -5 to -25 dB (T20), extrapolated to 60 dB.
@@ -136,33 +137,52 @@ def test_room_impulse_response_decays_by_60_db_in_rt60(rt60):
         assert -60.0 / slope == pytest.approx(rt60, rel=0.08)
 
 
-def test_reverberation_is_the_convolution_at_the_same_rms():
+def test_reverberation_is_the_convolution_cut_to_the_input_length():
     rng = np.random.default_rng(2)
     dry = rng.standard_normal(3001) * np.hanning(3001)
     response = room_impulse_response(0.05, RATE, rng)
-    wet = reverberate(dry, response)
-    expected = np.convolve(dry, response)[:len(dry)]
-    expected *= np.sqrt(np.mean(dry ** 2) / np.mean(expected ** 2))
-    np.testing.assert_allclose(wet, expected, atol=1e-12)
+    wet = room_and_channel(dry, RATE, impulse_response=response)
+    np.testing.assert_allclose(wet, np.convolve(dry, response)[:len(dry)], atol=1e-12)
+
+
+def out_of_band_energy(samples, low, high):
+    """Energy of the rfft bins outside [low, high] Hz, and of those well inside."""
+    freqs = np.fft.rfftfreq(len(samples), 1.0 / RATE)
+    power = np.abs(np.fft.rfft(samples)) ** 2
+    margin = augment.BAND_EDGE_HZ + 50
+    return (power[(freqs < low) | (freqs > high)].sum(),
+            power[(freqs > low + margin) & (freqs < high - margin)].sum())
 
 
 @pytest.mark.parametrize('low, high', [TELEPHONE_BAND, (0.0, 2500.0), (150.0, 8000.0)])
 def test_band_limit_removes_the_energy_outside_the_band(low, high):
     noise = np.random.default_rng(4).standard_normal(2 * RATE + 17)
-    limited = band_limit(noise, RATE, low, high)
+    limited = room_and_channel(noise, RATE, band=(low, high))
     assert len(limited) == len(noise)
-    freqs = np.fft.rfftfreq(len(noise), 1.0 / RATE)
-    before, after = (np.abs(np.fft.rfft(x)) ** 2 for x in (noise, limited))
-    outside = (freqs < low) | (freqs > high)
-    inside = (freqs > low + augment.BAND_EDGE_HZ + 50) & (freqs < high - augment.BAND_EDGE_HZ - 50)
-    # What is left outside the band (truncation leakage) is 30 dB below what was there.
-    assert after[outside].sum() < 1e-3 * before[outside].sum()
-    assert after[inside].sum() / before[inside].sum() == pytest.approx(1.0, abs=0.01)
+    (outside_before, inside_before), (outside_after, inside_after) = (
+        out_of_band_energy(x, low, high) for x in (noise, limited))
+    # What is left outside the band (leakage where the noise is cut off at the
+    # utterance's ends) is 30 dB below what was there; the band is untouched.
+    assert outside_after < 1e-3 * outside_before
+    assert inside_after / inside_before == pytest.approx(1.0, abs=0.01)
 
 
-def test_band_limit_refuses_an_empty_band():
-    with pytest.raises(ValueError, match='band_limit needs 0 <= low_hz < high_hz, got 500, 300'):
-        band_limit(np.zeros(10), RATE, 500, 300)
+def test_room_and_channel_together_is_reverberation_then_band():
+    rng = np.random.default_rng(6)
+    dry = rng.standard_normal(8000) * np.hanning(8000)
+    response = room_impulse_response(0.3, RATE, rng)
+    both = room_and_channel(dry, RATE, response, TELEPHONE_BAND)
+    wet = np.convolve(dry, response)
+    n = len(wet) + 4000
+    expected = np.fft.irfft(np.fft.rfft(wet, n) * band_mask(n, RATE, *TELEPHONE_BAND), n)
+    np.testing.assert_allclose(both, expected[:len(dry)], atol=1e-6 * np.max(np.abs(both)))
+    outside, _ = out_of_band_energy(both, *TELEPHONE_BAND)
+    assert outside < 1e-6 * np.sum(both ** 2) * len(both)
+
+
+def test_a_band_must_not_be_empty():
+    with pytest.raises(ValueError, match='a band needs 0 <= low_hz < high_hz, got 500, 300'):
+        room_and_channel(np.zeros(10), RATE, band=(500, 300))
 
 
 @pytest.mark.parametrize('gain_db', [-12.0, 0.0, 6.0, 20.0])
