@@ -16,10 +16,11 @@ from gluon_ds2.export import load_exported
 from gluon_ds2.featurizer import featurize, read_audio
 
 # What a deployment must not need: the model's class, checkpoints, training and data code.
-TRAINING_MODULES = ('gluon_ds2.model', 'gluon_ds2.checkpoint', 'gluon_ds2.training',
-                    'gluon_ds2.inference', 'gluon_ds2.scoring', 'gluon_ds2.dataset', 'gluon_ds2.manifest',
-                    'gluon_ds2.sampler', 'gluon_ds2.batchify', 'gluon_ds2.loss',
-                    'gluon_ds2.distributed', 'gluon_ds2.transcribe')
+TRAINING_MODULES = ('gluon_ds2.model', 'gluon_ds2.checkpoint', 'gluon_ds2.resume',
+                    'gluon_ds2.training', 'gluon_ds2.inference', 'gluon_ds2.scoring',
+                    'gluon_ds2.dataset', 'gluon_ds2.manifest', 'gluon_ds2.sampler',
+                    'gluon_ds2.batchify', 'gluon_ds2.loss', 'gluon_ds2.distributed',
+                    'gluon_ds2.transcribe')
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 
