@@ -173,8 +173,8 @@ class TrainConfig:
     log_every: int = _flag(10, 'Steps between metrics-log lines. [gluon-ds2]')
     checkpoint_every: int = _flag(500, 'Steps between checkpoints inside an epoch (0 = only at '
                                        'epoch ends). [gluon-ds2]')
-    keep_checkpoints: int = _flag(3, 'How many recent checkpoints to keep (the best is always '
-                                     'kept). [gluon-ds2]')
+    keep_checkpoints: int = _flag(3, 'How many recent checkpoints to keep, at least 1 (the '
+                                     'best is kept as well). [gluon-ds2]')
     max_steps: typing.Optional[int] = _flag(None, 'Stop after this many optimizer steps. '
                                                   '[gluon-ds2]')
     num_threads: typing.Optional[int] = _flag(

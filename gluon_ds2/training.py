@@ -258,8 +258,10 @@ def run(cfg):
     np.random.seed(t.seed)
     vocab = Vocabulary.from_file(cfg.data.vocabulary_file)
     contexts = select_devices(t.devices, t.num_gpus, dist.local_rank, dist.local_size)
+    ckpt.check_keep(t.keep_checkpoints)
     if dist.is_root:
         os.makedirs(t.model_dir, exist_ok=True)
+        ckpt.remove_partial_writes(t.model_dir)
         logger.info('%s; %s', describe_devices(contexts), dist.describe())
 
     progress = dist.is_root

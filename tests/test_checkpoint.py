@@ -3,6 +3,8 @@ exact round trips of parameters and optimizer state, and the config of a resumed
 import json
 import logging
 import os
+import subprocess
+import sys
 import zipfile
 
 import mxnet as mx
@@ -11,7 +13,8 @@ import pytest
 from mxnet import autograd, gluon
 
 from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, atomic_write, load_into,
-                                  load_latest, read_checkpoint, read_index, save_checkpoint)
+                                  load_latest, read_checkpoint, read_index, remove_partial_writes,
+                                  save_checkpoint)
 from gluon_ds2.config import Config
 from gluon_ds2.model import DeepSpeech2
 
@@ -154,7 +157,7 @@ def test_other_format_version_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError) as error:
         read_checkpoint(path)
     assert str(error.value) == ('%s: checkpoint format version %d, this gluon-ds2 reads '
-                                'version %d' % (path, FORMAT_VERSION + 1, FORMAT_VERSION))
+                                'versions 1, 2' % (path, FORMAT_VERSION + 1))
 
 
 def test_parameters_and_adam_state_round_trip_exactly(tmp_path):
@@ -185,6 +188,92 @@ def test_parameters_and_adam_state_round_trip_exactly(tmp_path):
     train_steps(restored, restored_trainer, 1, seed=5)
     for name, value in arrays(net).items():
         np.testing.assert_array_equal(arrays(restored)[name], value, err_msg=name)
+
+
+def test_keep_one_keeps_the_latest_and_the_best_and_zero_is_refused(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    for step, wer in ((1, 0.2), (2, 0.5), (3, None)):
+        save(tmp_path, net, trainer, step, wer=wer, keep=1)
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.ckpt')) == [
+        'ckpt-00000001.ckpt', 'ckpt-00000003.ckpt']
+    with pytest.raises(ValueError) as error:
+        save(tmp_path, net, trainer, 4, keep=0)
+    assert str(error.value) == ('--keep_checkpoints=0: keep at least 1 (the latest checkpoint, '
+                                'which a resumed run starts from; the best is kept as well)')
+    assert not (tmp_path / 'ckpt-00000004.ckpt').exists()
+
+
+KILLED_SAVE = """
+import os, signal, sys, zipfile
+sys.path.insert(0, sys.argv[2])
+from test_checkpoint import save, tiny_model, train_steps
+net, trainer = tiny_model(seed=1)
+train_steps(net, trainer, 1)
+original = zipfile.ZipFile.write
+def write(self, filename, arcname=None, *args, **kwargs):
+    if arcname == 'optimizer_arrays':  # half-way through the zip: the power goes out
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, filename, arcname, *args, **kwargs)
+zipfile.ZipFile.write = write
+save(sys.argv[1], net, trainer, 2)
+"""
+
+
+def test_temporary_files_of_a_killed_save_are_removed(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    save(tmp_path, net, trainer, 1)
+    (tmp_path / 'notes.txt').write_text('the user\'s own file')
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    result = subprocess.run([sys.executable, '-c', KILLED_SAVE, str(tmp_path), tests_dir],
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == -9
+    left = sorted(set(os.listdir(tmp_path)) - {'ckpt-00000001.ckpt', 'checkpoints.json',
+                                               'notes.txt'})
+    assert len(left) == 3 and all(name.startswith('.ckpt-00000002.ckpt.') for name in left)
+    assert read_index(str(tmp_path))['latest'] == 'ckpt-00000001.ckpt'
+
+    assert remove_partial_writes(str(tmp_path)) == left
+    assert sorted(os.listdir(tmp_path)) == ['checkpoints.json', 'ckpt-00000001.ckpt',
+                                            'notes.txt']
+    assert load_latest(str(tmp_path))[1]['global_step'] == 1
+
+
+def test_version_1_checkpoint_with_trainer_save_states_still_loads(tmp_path):
+    """Format 1 stored ``Trainer.save_states`` as a ``trainer`` member."""
+    net, trainer = tiny_model(seed=1)
+    train_steps(net, trainer, 2)
+    net.save_parameters(str(tmp_path / 'params'))
+    trainer.save_states(str(tmp_path / 'trainer'))
+    path = str(tmp_path / 'ckpt-00000002.ckpt')
+    with zipfile.ZipFile(path, 'w') as archive:
+        archive.writestr('meta.json', json.dumps(dict(format_version=1, global_step=2)))
+        archive.write(str(tmp_path / 'params'), 'params')
+        archive.write(str(tmp_path / 'trainer'), 'trainer')
+    restored, restored_trainer = tiny_model(seed=2)
+    load_into(path, read_checkpoint(path)[1], restored, restored_trainer)
+    for index, state in adam_states(trainer).items():
+        for moment, restored_moment in zip(state, adam_states(restored_trainer)[index]):
+            np.testing.assert_array_equal(restored_moment, moment)
+
+
+def test_damaged_member_is_found_when_loaded(tmp_path):
+    """Opening reads only the zip directory; a flipped byte fails the member's CRC on load."""
+    net, trainer = tiny_model(seed=1)
+    train_steps(net, trainer, 1)
+    path = save(tmp_path, net, trainer, 1)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo('optimizer_arrays')
+    with open(path, 'r+b') as f:
+        f.seek(info.header_offset + 200)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    meta, archive = read_checkpoint(path)
+    restored, restored_trainer = tiny_model(seed=2)
+    with pytest.raises(CheckpointError) as error:
+        load_into(path, archive, restored, restored_trainer)
+    assert str(error.value) == ("%s: not a readable gluon-ds2 checkpoint (Bad CRC-32 for file "
+                                "'optimizer_arrays')" % path)
 
 
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
