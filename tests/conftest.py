@@ -43,14 +43,17 @@ def edit_distance(a, b):
 
 @pytest.fixture(scope='session')
 def demo_mirror(tmp_path_factory):
-    """A tiny corpus in the LibriSpeech release layout: 24 train, 6 dev, 6 test utterances.
+    """A tiny corpus in the LibriSpeech release layout: 24 train utterances, 6 in each of
+    dev, test, dev_ood and test_ood.
 
-    Returns the directory holding ``{train,dev,test}.tar.gz``, ``md5sum.txt``
-    and ``corpus_info.json`` (what ``data/download.py --mirror`` takes).
+    Returns the directory holding ``{train,dev,test,dev_ood,test_ood}.tar.gz``,
+    ``lm-norm.txt.gz``, ``md5sum.txt`` and ``corpus_info.json`` (what
+    ``data/download.py --mirror`` takes).
     """
     out_dir = tmp_path_factory.mktemp('demo_mirror')
     load_data_script('make_demo_corpus').make_demo_corpus(
-        out_dir, seed=1, train_utterances=24, dev_utterances=6, test_utterances=6, workers=2)
+        out_dir, seed=1, train_utterances=24, dev_utterances=6, test_utterances=6,
+        dev_ood_utterances=6, test_ood_utterances=6, workers=2)
     return out_dir
 
 

@@ -1,12 +1,13 @@
 """data/make_demo_corpus.py: a tiny corpus checked against the LibriSpeech release layout."""
+import gzip
 import hashlib
 import io
+import multiprocessing
 import json
 import re
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import espeakng_loader
@@ -16,7 +17,7 @@ import soundfile
 
 from conftest import REPO_ROOT, load_data_script
 
-SPLITS = ('train', 'dev', 'test')
+SPLITS = ('train', 'dev', 'test', 'dev_ood', 'test_ood')
 AUDIO_MEMBER = re.compile(r'LibriSpeech/(?P<split>\w+)/(?P<speaker>\d+)/(?P<chapter>\d+)/'
                           r'(?P=speaker)-(?P=chapter)-(?P<index>\d{4})\.flac\Z')
 TRANSCRIPT_MEMBER = re.compile(r'LibriSpeech/(?P<split>\w+)/(?P<speaker>\d+)/(?P<chapter>\d+)/'
@@ -62,18 +63,36 @@ def vocabulary_characters():
     return set(tokens[:-1])
 
 
-def test_clean_sentence_keeps_plain_words_only():
-    clean_sentence = load_data_script('make_demo_corpus').clean_sentence
+def test_clean_sentence_spells_out_and_keeps_plain_words_only():
+    module = load_data_script('make_demo_corpus')
+    clean_sentence = module.clean_sentence
     assert (clean_sentence('Return ``True`` if the path exists.')
-            == 'return true if the path exists')
+            == 'return true if the path exists.')
     assert (clean_sentence("It's a built-in function (see below); don't call it!")
-            == "it's a built in function see below don't call it")
+            == "it's a built in function see below; don't call it!")
+    assert (clean_sentence('"Well," said Mr. Brown, "it cost $5 in 1999?"')
+            == 'well, said mister brown, it cost five dollars in nineteen ninety nine?')
+    assert (module.transcript_of('well, said mister brown, it cost five dollars?')
+            == 'well said mister brown it cost five dollars')
     assert clean_sentence('Use os.path.join to build the name.') is None   # inner period
     assert clean_sentence('Wrap the stream in a TextIOWrapper instead.') is None   # CamelCase
-    assert clean_sentence('The value must be 42 or more.') is None   # digits
+    assert clean_sentence('Version 3.11.2 must be used here.') is None   # not a number
     assert clean_sentence('Read the fs attribute of it.') is None   # no vowel: spelled out
     assert clean_sentence('Too short here.') is None
     assert clean_sentence(' '.join(['word'] * 19) + '.') is None
+
+
+def test_every_source_gives_clean_distinct_sentences():
+    module = load_data_script('make_demo_corpus')
+    allowed = vocabulary_characters() | set(',.;:!?')
+    for name in module.SOURCES:
+        sentences = module.source_sentences(name)
+        assert len(sentences) > 200, name
+        assert list(sentences) == sorted(set(sentences)), name
+        transcripts = [module.transcript_of(s) for s in sentences]
+        assert len(set(transcripts)) == len(transcripts), name
+        for sentence in sentences:
+            assert set(sentence) <= allowed, (name, sentence)
 
 
 def test_every_voice_is_in_the_espeak_data():
@@ -81,10 +100,27 @@ def test_every_voice_is_in_the_espeak_data():
     # Looked up on disk: loading espeak here would leak its state into forked workers.
     data = Path(espeakng_loader.get_data_path())
     accents = {path.name.lower() for path in (data / 'lang').rglob('*') if path.is_file()}
-    variants = {path.name for path in (data / 'voices' / '!v').iterdir()}
-    for voice in module.VOICES:
-        accent, variant = voice.split('+')
-        assert accent in accents and variant in variants, voice
+    assert set(module.ACCENTS) <= accents
+    assert {a for a in accents if a.startswith('en')} - set(module.ACCENTS) == {'en-shaw'}
+    assert set(module.VARIANTS) == {path.name for path in (data / 'voices' / '!v').iterdir()}
+    assert len(module.VARIANTS) > 2 * module.HELDOUT_VARIANTS + 50
+
+
+def _synthesize_in_fresh_process(text, speaker):
+    synthesizer = load_data_script('make_demo_corpus').EspeakSynthesizer(rand_seed=5)
+    return synthesizer.synthesize(text, speaker).tobytes()
+
+
+def test_breath_noise_variants_are_reproducible_with_a_seed():
+    Speaker = load_data_script('make_demo_corpus').Speaker
+    speakers = [Speaker(1, 'en-us+%s' % variant, 180, 50, 50, 1, 2)
+                for variant in ('whisper', 'f2')]
+    jobs = [('a quiet word, then another.', speaker) for speaker in speakers] * 2
+    with multiprocessing.get_context('fork').Pool(2, maxtasksperchild=1) as pool:
+        first_whisper, first_f2, second_whisper, second_f2 = pool.starmap(
+            _synthesize_in_fresh_process, jobs, chunksize=1)
+    assert first_whisper == second_whisper and first_f2 == second_f2
+    assert first_whisper != first_f2
 
 
 def test_size_flags_are_checked():
@@ -93,6 +129,10 @@ def test_size_flags_are_checked():
         make_demo_corpus('unused', train_hours=1.0, train_utterances=10)
     with pytest.raises(ValueError, match='--dev_utterances must be positive, got 0'):
         make_demo_corpus('unused', dev_utterances=0)
+    with pytest.raises(ValueError, match='--test_ood_utterances must be positive, got -1'):
+        make_demo_corpus('unused', test_ood_utterances=-1)
+    with pytest.raises(ValueError, match="--ood_source 'novels': choose one of docstrings, "):
+        make_demo_corpus('unused', ood_source='novels')
 
 
 def test_tarballs_follow_the_librispeech_layout(corpus):
@@ -148,22 +188,64 @@ def test_transcripts_use_only_vocabulary_characters(corpus):
             assert 4 <= len(text.split()) <= 18, text
 
 
-def test_held_out_sentences_and_test_speakers_are_disjoint_from_train(corpus):
+def test_held_out_sentences_and_voices_never_reach_train(corpus):
     info, splits = corpus
     sentences = {split: set(transcripts.values()) for split, (_, transcripts, _) in splits.items()}
-    assert not sentences['dev'] & sentences['train']
-    assert not sentences['test'] & sentences['train']
-    assert not sentences['dev'] & sentences['test']
-    voices = {split: {v['voice'] for v in info['splits'][split]['voices']} for split in SPLITS}
+    for held_out in SPLITS[1:]:
+        assert not sentences[held_out] & sentences['train'], held_out
+        for other in SPLITS[1:]:
+            assert other == held_out or not sentences[held_out] & sentences[other]
+    voices = {split: [v['voice'] for v in info['splits'][split]['voices']] for split in SPLITS}
     speakers = {split: {transcript_id.split('-')[0] for transcript_id in transcripts}
                 for split, (_, transcripts, _) in splits.items()}
-    assert not voices['test'] & voices['train'] and not speakers['test'] & speakers['train']
-    assert not voices['dev'] & voices['train'] and not speakers['dev'] & speakers['train']
+    train_variants = {voice.split('+')[1] for voice in voices['train']}
+    for held_out in ('dev', 'test'):
+        # a new variant for every held-out speaker, never heard in train
+        variants = [voice.split('+')[1] for voice in voices[held_out]]
+        assert len(set(variants)) == len(variants) and not set(variants) & train_variants
+        assert not speakers[held_out] & speakers['train']
+        # the out-of-domain split is read by the same speakers: only the text differs
+        assert set(voices[held_out + '_ood']) <= set(voices[held_out])
+    assert not speakers['dev'] & speakers['test']
+
+
+def test_out_of_domain_splits_hold_the_held_out_source_only(corpus):
+    info, splits = corpus
+    ood_source = info['parameters']['ood_source']
+    assert info['sources'][ood_source]['role'] == 'out-of-domain'
+    for split in SPLITS:
+        sources = info['splits'][split]['sources']
+        if split.endswith('_ood'):
+            assert list(sources) == [ood_source]
+        else:
+            assert ood_source not in sources and sum(sources.values()) > 0
+    # every in-domain source takes turns in train
+    assert set(info['splits']['train']['sources']) == set(info['sources']) - {ood_source}
+
+
+def test_lm_text_is_every_in_domain_sentence_but_dev_and_test(demo_mirror, corpus):
+    info, splits = corpus
+    module = load_data_script('make_demo_corpus')
+    with gzip.open(demo_mirror / 'lm-norm.txt.gz', 'rt', encoding='ascii') as f:
+        lm_lines = f.read().splitlines()
+    assert lm_lines == sorted(lm_lines) and len(lm_lines) == info['lm_text']['sentences']
+    lm_sentences = set(lm_lines)
+    held_out = set().union(*(set(splits[split][1].values()) for split in SPLITS[1:]))
+    assert not lm_sentences & held_out
+    assert set(splits['train'][1].values()) <= lm_sentences
+    in_domain = set().union(*(
+        {module.transcript_of(s).upper() for s in module.source_sentences(name)}
+        for name, source in info['sources'].items() if source['role'] == 'in-domain'))
+    ood = {module.transcript_of(s).upper()
+           for s in module.source_sentences(info['parameters']['ood_source'])}
+    assert lm_sentences == in_domain - held_out
+    assert not lm_sentences & (ood - in_domain)
 
 
 def test_md5sum_file_matches_the_tarballs(demo_mirror):
     lines = (demo_mirror / 'md5sum.txt').read_text().splitlines()
-    assert [line.split('  ')[1] for line in lines] == ['dev.tar.gz', 'test.tar.gz', 'train.tar.gz']
+    assert [line.split('  ')[1] for line in lines] == sorted(
+        ['%s.tar.gz' % split for split in SPLITS] + ['lm-norm.txt.gz'])
     for line in lines:
         assert re.fullmatch(r'[0-9a-f]{32}  \S+', line), line
         digest, name = line.split('  ')
@@ -180,9 +262,7 @@ def test_complete_corpus_is_reused(demo_mirror):
     make_demo_corpus = load_data_script('make_demo_corpus').make_demo_corpus
     info = json.loads((demo_mirror / 'corpus_info.json').read_text())
     stamps = {path.name: path.stat().st_mtime_ns for path in demo_mirror.iterdir()}
-    start = time.monotonic()
     assert make_demo_corpus(demo_mirror, **info['parameters']) == info
-    assert time.monotonic() - start < 1.0
     flags = ['--out_dir', str(demo_mirror), '--seed', str(info['parameters']['seed'])]
     for split in SPLITS:
         flags += ['--%s_utterances' % split, str(info['parameters']['%s_utterances' % split])]
