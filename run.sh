@@ -19,8 +19,11 @@ usage: sh run.sh [demo|librispeech] [--fresh|--resume] [--np N] [--model_dir DIR
                  [--data_dir DIR] [--mirror URL_OR_DIR] [--epochs N] [-- TRAIN_FLAGS...]
 
 demo (default)  synthesize the espeak-ng demo corpus (cached in data/demo_mirror), prepare it
-                with data/download.py --mirror, train the demo-size DeepSpeech2, evaluate the
-                best checkpoint on the held-out test voices (greedy, beam, beam + 3-gram LM),
+                with data/download.py --mirror, train the demo-size DeepSpeech2, build a pruned
+                3-gram LM from the corpus's in-domain text (lm-norm.txt.gz) and tune its
+                weights on dev, evaluate the best checkpoint on both test splits (test:
+                in-domain text, test_ood: a text source held out of train and of the LM; both
+                read by voices never heard in training) with greedy and beam + LM decoding,
                 transcribe three test files and print a summary.
 librispeech     the reference benchmark: download and prepare all seven LibriSpeech splits,
                 train on train-clean-100 + train-clean-360 + train-other-500 (utterances over
@@ -44,7 +47,11 @@ environment (defaults in brackets):
                   [demo: 256, 3, 16, 4000, 1.5e-3, 0.9, 0.99, 2, 2;
                    librispeech: 800, 5, 32, (none), 5e-4, 1.0, 0.997, 0, 0: the reference]
   DEMO_TRAIN_HOURS, DEMO_DEV_UTTERANCES, DEMO_TEST_UTTERANCES   demo corpus size [2.5, 300, 300]
+  DEMO_DEV_OOD_UTTERANCES, DEMO_TEST_OOD_UTTERANCES             out-of-domain splits [300, 300]
   DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
+  LM_ORDER, LM_MIN_COUNT n-gram order and pruning (n-grams seen fewer times dropped) [3, 2]
+  LM_ALPHAS, LM_BETAS    grid of LM weights and word bonuses tuned on dev
+                  [0.25,0.5,0.75,1,1.5 and 0,0.5,1,2]
   NUM_WORKERS     DataLoader workers [1]
   TRANSCRIBE_FILES how many test files to transcribe at the end [3]
 EOF
@@ -140,13 +147,18 @@ if [ "$TASK" = demo ]; then
     # shellcheck disable=SC2086
     "$PY" data/make_demo_corpus.py --out_dir "$MIRROR" $SIZE \
         --dev_utterances "${DEMO_DEV_UTTERANCES:-300}" \
-        --test_utterances "${DEMO_TEST_UTTERANCES:-300}"
+        --test_utterances "${DEMO_TEST_UTTERANCES:-300}" \
+        --dev_ood_utterances "${DEMO_DEV_OOD_UTTERANCES:-300}" \
+        --test_ood_utterances "${DEMO_TEST_OOD_UTTERANCES:-300}"
     stage_end
     stage_start "prepare manifests"
-    "$PY" data/download.py --mirror "$MIRROR" --data_dir "$DATA_DIR" --splits train,dev,test
+    "$PY" data/download.py --mirror "$MIRROR" --data_dir "$DATA_DIR" \
+        --splits train,dev,test,dev_ood,test_ood
     TRAIN_CSV=$DATA_DIR/train/LibriSpeech/train.csv
     EVAL_CSV=$DATA_DIR/dev/LibriSpeech/dev.csv
-    TEST_CSV=$DATA_DIR/test/LibriSpeech/test.csv
+    TEST_SPLITS="test test_ood"
+    LM_TEXT=$MIRROR/lm-norm.txt.gz
+    LM_SOURCE="the corpus's in-domain text"
     stage_end
 else
     stage_start "download LibriSpeech"
@@ -177,7 +189,9 @@ EOF
         "$L/dev-clean/LibriSpeech/dev-clean.csv" "$L/dev-other/LibriSpeech/dev-other.csv"
     TRAIN_CSV=$DATA_DIR/train-all.csv
     EVAL_CSV=$DATA_DIR/dev-all.csv
-    TEST_CSV=$L/test-clean/LibriSpeech/test-clean.csv
+    TEST_SPLITS="test-clean"
+    LM_TEXT=$TRAIN_CSV
+    LM_SOURCE="the train transcripts"
     stage_end
 fi
 
@@ -199,24 +213,44 @@ else
 fi
 stage_end
 
-stage_start "evaluate (test split)"
+LM_ORDER=${LM_ORDER:-3}
+LM_MIN_COUNT=${LM_MIN_COUNT:-2}
+LM=
+if "$PY" -c "import pyctcdecode, kenlm" 2>/dev/null; then
+    stage_start "language model"
+    LM=$MODEL_DIR/lm.arpa
+    "$PY" scripts/build_lm.py "$LM_TEXT" --order "$LM_ORDER" --min_count "$LM_MIN_COUNT" \
+        --output "$LM"
+    "$PY" scripts/tune_lm.py "$MODEL_DIR" --lm "$LM" --eval_data_dir "$EVAL_CSV" \
+        --alphas "${LM_ALPHAS:-0.25,0.5,0.75,1,1.5}" --betas "${LM_BETAS:-0,0.5,1,2}" \
+        --output "$MODEL_DIR/tune_lm.json" --plot "$MODEL_DIR/tune_lm.png"
+    read -r ALPHA BETA <<EOF
+$("$PY" -c "import json, sys; best = json.load(open(sys.argv[1]))['best']
+print(best['alpha'], best['beta'])" "$MODEL_DIR/tune_lm.json")
+EOF
+    stage_end
+fi
+
+stage_start "evaluate (test splits)"
 REPORT=$MODEL_DIR/test_report.txt
 : > "$REPORT"
 evaluate() {
-    label=$1; shift
-    echo "--- $label" | tee -a "$REPORT"
-    "$PY" evaluate.py "$MODEL_DIR" --eval_data_dir="$TEST_CSV" --worst 3 "$@" | tee -a "$REPORT"
+    label=$1 split=$2; shift 2
+    echo "--- $split, $label" | tee -a "$REPORT"
+    "$PY" evaluate.py "$MODEL_DIR" --eval_data_dir="$DATA_DIR/$split/LibriSpeech/$split.csv" \
+        "$@" | tee -a "$REPORT"
 }
-evaluate greedy --output "$MODEL_DIR/test_greedy.jsonl"
-if "$PY" -c "import pyctcdecode, kenlm" 2>/dev/null; then
-    evaluate "beam search (width 32, no LM)" --decoder beam --beam_width 32 --worst 0 \
-        --output "$MODEL_DIR/test_beam.jsonl"
-    "$PY" scripts/build_lm.py "$TRAIN_CSV" --order 3 --output "$MODEL_DIR/lm.arpa"
-    evaluate "beam search + 3-gram LM from the train transcripts" --decoder beam \
-        --beam_width 32 --lm "$MODEL_DIR/lm.arpa" --worst 0 --output "$MODEL_DIR/test_lm.jsonl"
-else
-    echo "(beam search skipped: pip install pyctcdecode kenlm)" | tee -a "$REPORT"
-fi
+for SPLIT in $TEST_SPLITS; do
+    evaluate greedy "$SPLIT" --worst 3 --output "$MODEL_DIR/${SPLIT}_greedy.jsonl"
+    if [ -n "$LM" ]; then
+        evaluate "beam search (width 32) + $LM_ORDER-gram LM from $LM_SOURCE, alpha $ALPHA beta \
+$BETA (tuned on dev)" "$SPLIT" --decoder beam --beam_width 32 --lm "$LM" --alpha "$ALPHA" \
+            --beta "$BETA" --worst 0 --output "$MODEL_DIR/${SPLIT}_lm.jsonl"
+    fi
+done
+[ -n "$LM" ] || echo "(beam search skipped: pip install pyctcdecode kenlm)" | tee -a "$REPORT"
+FIRST_TEST=${TEST_SPLITS%% *}
+TEST_CSV=$DATA_DIR/$FIRST_TEST/LibriSpeech/$FIRST_TEST.csv
 stage_end
 
 stage_start "transcribe"
@@ -241,19 +275,34 @@ echo
 echo "==> summary ($TASK)"
 printf '%s' "$STAGES"
 printf '  %-28s %6d s\n' "total" $(( $(now) - T_START ))
-"$PY" - "$TRAIN_CSV" "$TEST_CSV" "$MODEL_DIR" <<'EOF'
+"$PY" - "$DATA_DIR" "$TRAIN_CSV" "$MODEL_DIR" $TEST_SPLITS <<'EOF'
 import json, os, sys
 from gluon_ds2.checkpoint import read_index
 from gluon_ds2.manifest import add_durations, read_manifests
-train_csv, test_csv, model_dir = sys.argv[1:]
-for name, path in (('train', train_csv), ('test', test_csv)):
+data_dir, train_csv, model_dir, test_splits = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+manifests = [('train', train_csv)] + [
+    (split, os.path.join(data_dir, split, 'LibriSpeech', split + '.csv')) for split in test_splits]
+for name, path in manifests:
     df = add_durations(read_manifests(path), progress=False)
     print('  %-14s %.2f h in %d utterances' % (name + ' audio', df['duration'].sum() / 3600,
                                                len(df)))
 index = read_index(model_dir)
 print('  %-14s %s' % ('checkpoint', os.path.join(model_dir, index['best'] or index['latest'])))
 for label, name in (('metrics log', 'metrics.jsonl'), ('curve plot', 'training_curves.png'),
-                    ('test report', 'test_report.txt'), ('per-utterance', 'test_greedy.jsonl')):
-    print('  %-14s %s' % (label, os.path.join(model_dir, name)))
+                    ('LM weights', 'tune_lm.json'), ('test report', 'test_report.txt')):
+    if os.path.exists(os.path.join(model_dir, name)):
+        print('  %-14s %s' % (label, os.path.join(model_dir, name)))
+print('  %-14s %-20s %-20s' % ('WER / CER', 'greedy', 'beam + LM'))
+for split in test_splits:
+    cells = []
+    for decoder in ('greedy', 'lm'):
+        path = os.path.join(model_dir, '%s_%s.jsonl' % (split, decoder))
+        if not os.path.exists(path):
+            cells.append('-')
+            continue
+        results = [json.loads(line) for line in open(path)]
+        words = sum(r['word_edits'] for r in results) / sum(r['reference_words'] for r in results)
+        chars = sum(r['char_edits'] for r in results) / sum(r['reference_chars'] for r in results)
+        cells.append('%.4f / %.4f' % (words, chars))
+    print('  %-14s %-20s %-20s' % (split, cells[0], cells[1]))
 EOF
-grep -E "^(---|WER \(corpus\)|CER \(corpus\))" "$MODEL_DIR/test_report.txt" | sed 's/^/  /'

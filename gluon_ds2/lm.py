@@ -8,12 +8,19 @@ list of sentences with interpolated absolute discounting:
 
 where ``h'`` drops the oldest word of ``h`` and unigrams interpolate with the
 uniform distribution over the vocabulary (``<unk>`` included). Written in ARPA
-form, the interpolated probability is the n-gram's entry and ``gamma(h)`` is
-the back-off weight of ``h``, so the model is normalized exactly as KenLM reads
-it. Words are lower-case as in the transcripts; for real corpora use lmplz.
+form, the interpolated probability is the n-gram's entry and the back-off
+weight of ``h`` is what the words without an entry after ``h`` have left:
+
+    bow(h) = (1 - sum_{w listed after h} p(w | h)) / (1 - sum_{same w} p(w | h'))
+
+so the model is normalized exactly as KenLM reads it. Without pruning that is
+``gamma(h)``; pruning (``min_count``) drops the n-grams of order 2 and up seen
+fewer times, and their probability mass goes back to ``bow(h)``. Words are
+lower-case as in the transcripts; for real corpora use lmplz.
 """
 import collections
 import math
+import os
 
 __all__ = ['write_arpa']
 
@@ -41,7 +48,7 @@ def _count_ngrams(sentences, order):
 
 
 def _interpolated_log10_probs(counts, order, discount):
-    """log10 p(w | h) for every seen n-gram, and log10 gamma(h) for every seen context."""
+    """log10 p(w | h) for every seen n-gram, interpolated with the lower orders."""
     unigram_total = sum(counts[1].values())
     vocabulary_size = len(counts[1]) + 1  # seen words and </s>, plus <unk>
     unigram_gamma = discount * len(counts[1]) / unigram_total
@@ -61,12 +68,45 @@ def _interpolated_log10_probs(counts, order, discount):
             context = ngram[:-1]
             probs[ngram] = ((count - discount) / context_totals[context]
                             + gammas[context] * probs[ngram[1:]])
-    log10_probs = {ngram: math.log10(p) for ngram, p in probs.items()}
-    log10_gammas = {context: math.log10(g) for context, g in gammas.items()}
-    return log10_probs, log10_gammas
+    return {ngram: math.log10(p) for ngram, p in probs.items()}
 
 
-def write_arpa(sentences, path, order=3, discount=0.5):
+def _prune(log10_probs, counts, min_count):
+    """Drop the n-grams of order >= 2 seen fewer than ``min_count`` times.
+
+    Counts never grow with the order (every occurrence of ``a b c`` is one of
+    ``a b`` and of ``b c``), so what is kept keeps its prefix and suffix, as
+    ARPA requires.
+    """
+    return {ngram: p for ngram, p in log10_probs.items()
+            if len(ngram) == 1 or counts[len(ngram)][ngram] >= min_count}
+
+
+def _backoff_weights(log10_probs, order):
+    """log10 bow(h) for every listed context h, from the listed probabilities (docstring)."""
+    children = collections.defaultdict(list)
+    for ngram in log10_probs:
+        if len(ngram) > 1:
+            children[ngram[:-1]].append(ngram[-1])
+    log10_bows = {}
+
+    def lower_order_log10_prob(ngram):
+        # What the final model gives: the listed entry, or back off one word.
+        if ngram in log10_probs:
+            return log10_probs[ngram]
+        return log10_bows.get(ngram[:-1], 0.0) + lower_order_log10_prob(ngram[1:])
+
+    for n in range(1, order):     # contexts shortest first: each uses the shorter's weights
+        for context in [c for c in children if len(c) == n]:
+            words = children[context]
+            listed = math.fsum(10 ** log10_probs[context + (w,)] for w in words)
+            lower = math.fsum(10 ** lower_order_log10_prob(context[1:] + (w,)) for w in words)
+            log10_bows[context] = math.log10(max(1.0 - listed, 1e-12)) - math.log10(
+                max(1.0 - lower, 1e-12))
+    return log10_bows
+
+
+def write_arpa(sentences, path, order=3, discount=0.5, min_count=1):
     """Estimate an ``order``-gram model from ``sentences`` and write it to ``path`` as ARPA.
 
     Parameters
@@ -79,21 +119,32 @@ def write_arpa(sentences, path, order=3, discount=0.5):
         Longest n-gram, at least 2.
     discount : float
         Absolute discount ``D`` subtracted from every seen count, in (0, 1].
+    min_count : int
+        Pruning: n-grams of order 2 and up seen fewer times are left out (1 keeps all).
+
+    Returns
+    -------
+    dict
+        n-grams written per order: ``{1: ..., 2: ..., ...}``.
     """
     if not isinstance(order, int) or order < 2:
         raise ValueError('order must be an integer >= 2, got %r' % (order,))
     if not 0 < discount <= 1:
         raise ValueError('discount must be in (0, 1], got %r' % (discount,))
+    if not isinstance(min_count, int) or min_count < 1:
+        raise ValueError('min_count must be an integer >= 1, got %r' % (min_count,))
     counts = _count_ngrams([s for s in sentences if s.split()], order)
     if not counts[1]:
         raise ValueError('no words to build a language model from')
-    log10_probs, log10_gammas = _interpolated_log10_probs(counts, order, discount)
+    log10_probs = _prune(_interpolated_log10_probs(counts, order, discount), counts, min_count)
+    log10_bows = _backoff_weights(log10_probs, order)
     log10_probs[(_SENTENCE_START,)] = _NEVER
 
     by_order = collections.defaultdict(list)
     for ngram in log10_probs:
         by_order[len(ngram)].append(ngram)
-    with open(path, 'w', encoding='utf-8') as f:
+    temporary = '%s.tmp' % path
+    with open(temporary, 'w', encoding='utf-8') as f:
         f.write('\\data\\\n')
         for n in range(1, order + 1):
             f.write('ngram %d=%d\n' % (n, len(by_order[n])))
@@ -104,6 +155,8 @@ def write_arpa(sentences, path, order=3, discount=0.5):
                 # Unigram lines always carry a back-off column: pyctcdecode reads the
                 # unigram list from lines with exactly three tab-separated fields.
                 if n < order:
-                    line += '\t%.7f' % log10_gammas.get(ngram, 0.0)
+                    line += '\t%.7f' % log10_bows.get(ngram, 0.0)
                 f.write(line + '\n')
         f.write('\n\\end\\\n')
+    os.replace(temporary, path)
+    return {n: len(by_order[n]) for n in range(1, order + 1)}

@@ -54,6 +54,38 @@ def test_every_context_is_a_distribution(tmp_path, order):
             assert total == pytest.approx(1.0, abs=1e-5), (sentence_start, context)
 
 
+def test_pruned_probabilities_computed_by_hand(tmp_path):
+    path = str(tmp_path / 'pruned.arpa')
+    assert write_arpa(['a b', 'a b', 'a c'], path, order=2, min_count=2) == {1: 6, 2: 3}
+    model = kenlm.Model(path)
+    # Predicted a, a, a, b, b, c, </s> x 3: N = 9, four types, |V| = 5 with <unk>.
+    unigram_gamma = 0.5 * 4 / 9
+    p_b = 1.5 / 9 + unigram_gamma / 5
+    p_c = 0.5 / 9 + unigram_gamma / 5
+    # After a: b twice, c once (pruned); gamma(a) = 0.5 * 2 / 3.
+    p_b_after_a = 1.5 / 3 + (1 / 3) * p_b
+    bow_a = (1 - p_b_after_a) / (1 - p_b)
+    assert log10_prob(model, ['a'], 'b') == pytest.approx(math.log10(p_b_after_a), abs=1e-6)
+    assert log10_prob(model, ['a'], 'c') == pytest.approx(math.log10(bow_a * p_c), abs=1e-6)
+
+
+@pytest.mark.parametrize('order, min_count', [(3, 2), (4, 2), (3, 3)])
+def test_a_pruned_model_is_still_normalized_and_smaller(tmp_path, order, min_count):
+    sentences = SENTENCES * 2 + ['the cat sat on a log', 'a dog ate the mat']
+    full = write_arpa(sentences, str(tmp_path / 'full.arpa'), order=order)
+    path = str(tmp_path / 'pruned.arpa')
+    pruned = write_arpa(sentences, path, order=order, min_count=min_count)
+    assert pruned[1] == full[1] and sum(pruned.values()) < sum(full.values())
+    model = kenlm.Model(path)
+    vocabulary = sorted({w for s in sentences for w in s.split()}) + ['</s>', '<unk>']
+    for sentence_start in (True, False):
+        for context in [[], ['the'], ['the', 'cat'], ['a', 'dog'], ['cat', 'sat', 'on'],
+                        ['log'], ['ate', 'the']]:
+            total = sum(10 ** log10_prob(model, context, word, sentence_start)
+                        for word in vocabulary)
+            assert total == pytest.approx(1.0, abs=1e-5), (sentence_start, context)
+
+
 def test_seen_continuations_are_preferred(tmp_path):
     path = str(tmp_path / 'model.arpa')
     write_arpa(SENTENCES, path, order=3)
@@ -65,6 +97,7 @@ def test_seen_continuations_are_preferred(tmp_path):
 @pytest.mark.parametrize('kwargs, message', [
     (dict(order=1), 'order must be an integer >= 2'),
     (dict(discount=0.0), r'discount must be in \(0, 1\]'),
+    (dict(min_count=0), 'min_count must be an integer >= 1, got 0'),
 ])
 def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):

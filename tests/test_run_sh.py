@@ -13,7 +13,8 @@ from conftest import REPO_ROOT, edit_distance
 pytestmark = pytest.mark.slow
 
 TINY = dict(DEMO_TRAIN_UTTERANCES='24', DEMO_DEV_UTTERANCES='6', DEMO_TEST_UTTERANCES='6',
-            EPOCHS='2', BATCH_SIZE='8', RNN_HIDDEN_SIZE='32', RNN_HIDDEN_LAYERS='1',
+            DEMO_DEV_OOD_UTTERANCES='5', DEMO_TEST_OOD_UTTERANCES='5', LM_ALPHAS='0.5,1',
+            LM_BETAS='1', EPOCHS='2', BATCH_SIZE='8', RNN_HIDDEN_SIZE='32', RNN_HIDDEN_LAYERS='1',
             CONV_FILTERS='4', NUM_WORKERS='0', TRANSCRIBE_FILES='3', OMP_NUM_THREADS='1')
 
 
@@ -35,7 +36,7 @@ def demo_run(tmp_path_factory):
 def test_every_stage_leaves_well_formed_output(demo_run):
     tmp_path, result = demo_run
     model_dir = tmp_path / 'model'
-    for split in ('train', 'dev', 'test'):
+    for split in ('train', 'dev', 'test', 'dev_ood', 'test_ood'):
         manifest = tmp_path / 'data' / split / 'LibriSpeech' / ('%s.csv' % split)
         lines = manifest.read_text().splitlines()
         assert lines[0] == 'wav_filename\twav_filesize\ttranscript'
@@ -49,21 +50,39 @@ def test_every_stage_leaves_well_formed_output(demo_run):
     records = [json.loads(line) for line in (model_dir / 'metrics.jsonl').read_text().splitlines()]
     assert [r['epoch'] for r in records if r['kind'] == 'eval'] == [1, 2]
     assert (model_dir / 'training_curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    results = [json.loads(line) for line in
-               (model_dir / 'test_greedy.jsonl').read_text().splitlines()]
-    assert len(results) == int(TINY['DEMO_TEST_UTTERANCES'])
-    for r in results:
-        assert r['word_edits'] == edit_distance(r['reference'].split(), r['hypothesis'].split())
+    for split in ('test', 'test_ood'):
+        for decoder in ('greedy', 'lm'):
+            results = [json.loads(line) for line in
+                       (model_dir / ('%s_%s.jsonl' % (split, decoder))).read_text().splitlines()]
+            assert len(results) == int(TINY['DEMO_%s_UTTERANCES' % split.upper()])
+            for r in results:
+                assert r['word_edits'] == edit_distance(r['reference'].split(),
+                                                        r['hypothesis'].split())
+    # the LM weights were tuned on dev, over the grid asked for
+    tuning = json.loads((model_dir / 'tune_lm.json').read_text())
+    assert tuning['manifests'].endswith('dev.csv') and len(tuning['grid']) == 2
 
 
 def test_summary_names_the_outputs_and_the_test_error_rates(demo_run):
     tmp_path, result = demo_run
     summary = result.stdout[result.stdout.index('==> summary'):]
-    for stage in ('environment', 'demo corpus', 'prepare manifests', 'train',
-                  'evaluate (test split)', 'transcribe', 'total'):
+    for stage in ('environment', 'demo corpus', 'prepare manifests', 'train', 'language model',
+                  'evaluate (test splits)', 'transcribe', 'total'):
         assert stage in summary
     assert str(tmp_path / 'model' / 'training_curves.png') in summary
-    assert 'WER (corpus)' in summary and 'CER (corpus)' in summary
+    # greedy and beam + LM error rates of both test splits, as the per-utterance files give them
+    model_dir = tmp_path / 'model'
+    for split in ('test', 'test_ood'):
+        cells = []
+        for decoder in ('greedy', 'lm'):
+            results = [json.loads(line) for line in
+                       (model_dir / ('%s_%s.jsonl' % (split, decoder))).read_text().splitlines()]
+            words = sum(edit_distance(r['reference'].split(), r['hypothesis'].split())
+                        for r in results) / sum(len(r['reference'].split()) for r in results)
+            chars = sum(edit_distance(r['reference'], r['hypothesis'])
+                        for r in results) / sum(len(r['reference']) for r in results)
+            cells.append('%.4f / %.4f' % (words, chars))
+        assert '  %-14s %-20s %-20s' % (split, cells[0], cells[1]) in summary
     # Three test files were transcribed and printed against their references.
     assert result.stdout.count('\n  reference:  ') == 3
     assert result.stdout.count('\n  transcript: ') == 3
