@@ -44,7 +44,7 @@ process (``espeak_Terminate`` and a new ``espeak_Initialize`` do not reset it),
 so every chapter is synthesized in a freshly forked process, and its breath-
 noise variants draw from a random generator that ``espeak_ng_SetRandSeed``
 seeds per chapter. A directory that already holds a complete corpus made with
-the same parameters is reused (``--force`` remakes it).
+the same parameters and the same code is reused (``--force`` remakes it).
 """
 import argparse
 import ast
@@ -74,6 +74,7 @@ import soxr
 import yaml
 from tqdm import tqdm
 
+from gluon_ds2 import textnorm
 from gluon_ds2.textnorm import verbalize
 
 __all__ = ['make_demo_corpus', 'source_sentences', 'clean_sentence', 'transcript_of',
@@ -688,6 +689,15 @@ def _write_lm_text(path, sentences):
             'md5': _md5(path)}
 
 
+def _recipe_md5():
+    """MD5 of the code that decides what the corpus holds (this script and the text
+    normalizer): a corpus made by other code is not reused."""
+    digest = hashlib.md5()
+    for path in (Path(__file__), Path(textnorm.__file__)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _reusable_corpus_info(out_dir, parameters):
     """corpus_info.json of a complete corpus made with ``parameters``, else None."""
     try:
@@ -753,7 +763,8 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
     parameters = {'seed': seed, 'train_hours': train_hours, 'train_utterances': train_utterances,
                   'dev_utterances': dev_utterances, 'test_utterances': test_utterances,
                   'dev_ood_utterances': dev_ood_utterances,
-                  'test_ood_utterances': test_ood_utterances, 'ood_source': ood_source}
+                  'test_ood_utterances': test_ood_utterances, 'ood_source': ood_source,
+                  'recipe_md5': _recipe_md5()}
     out_dir = Path(out_dir)
     if not force:
         info = _reusable_corpus_info(out_dir, parameters)

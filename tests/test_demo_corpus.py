@@ -254,6 +254,7 @@ def test_md5sum_file_matches_the_tarballs(demo_mirror):
 
 def test_same_seed_gives_identical_tarballs_whatever_the_workers(demo_mirror, tmp_path):
     parameters = json.loads((demo_mirror / 'corpus_info.json').read_text())['parameters']
+    del parameters['recipe_md5']   # not a flag: the code that made the corpus
     load_data_script('make_demo_corpus').make_demo_corpus(tmp_path, workers=1, **parameters)
     assert (tmp_path / 'md5sum.txt').read_text() == (demo_mirror / 'md5sum.txt').read_text()
 
@@ -262,7 +263,8 @@ def test_complete_corpus_is_reused(demo_mirror):
     make_demo_corpus = load_data_script('make_demo_corpus').make_demo_corpus
     info = json.loads((demo_mirror / 'corpus_info.json').read_text())
     stamps = {path.name: path.stat().st_mtime_ns for path in demo_mirror.iterdir()}
-    assert make_demo_corpus(demo_mirror, **info['parameters']) == info
+    flags = {name: value for name, value in info['parameters'].items() if name != 'recipe_md5'}
+    assert make_demo_corpus(demo_mirror, **flags) == info
     flags = ['--out_dir', str(demo_mirror), '--seed', str(info['parameters']['seed'])]
     for split in SPLITS:
         flags += ['--%s_utterances' % split, str(info['parameters']['%s_utterances' % split])]
@@ -270,3 +272,12 @@ def test_complete_corpus_is_reused(demo_mirror):
                             + flags, capture_output=True, text=True, timeout=60, check=True)
     assert 'reusing the demo corpus in %s' % demo_mirror in result.stderr
     assert {path.name: path.stat().st_mtime_ns for path in demo_mirror.iterdir()} == stamps
+
+
+def test_a_corpus_made_by_other_code_is_not_reused(demo_mirror):
+    module = load_data_script('make_demo_corpus')
+    info = json.loads((demo_mirror / 'corpus_info.json').read_text())
+    assert info['parameters']['recipe_md5'] == module._recipe_md5()
+    assert module._reusable_corpus_info(demo_mirror, info['parameters']) == info
+    other_code = dict(info['parameters'], recipe_md5='0' * 32)
+    assert module._reusable_corpus_info(demo_mirror, other_code) is None
