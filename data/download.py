@@ -45,9 +45,9 @@ import urllib.parse
 import urllib.request
 
 import soundfile
-from tqdm import tqdm
 
 from gluon_ds2.manifest import write_manifest
+from gluon_ds2.progress import progress_bar
 from gluon_ds2.vocab import normalize_transcript
 
 __all__ = ['OFFICIAL_MIRROR', 'LIBRISPEECH_SPLITS', 'OFFICIAL_MD5', 'SAMPLE_RATE',
@@ -174,9 +174,10 @@ def resolve_checksums(mirror, md5_file=None):
 
 
 def _hash_file(hasher, path):
-    with open(path, 'rb') as f, tqdm(total=os.path.getsize(path), unit='B', unit_scale=True,
-                                     unit_divisor=1024, desc='md5 %s' % os.path.basename(path),
-                                     leave=False) as bar:
+    with open(path, 'rb') as f, progress_bar(total=os.path.getsize(path), unit='B',
+                                             unit_scale=True, unit_divisor=1024,
+                                             desc='md5 %s' % os.path.basename(path),
+                                             leave=False) as bar:
         for chunk in iter(lambda: f.read(_CHUNK_BYTES), b''):
             hasher.update(chunk)
             bar.update(len(chunk))
@@ -217,8 +218,8 @@ def _fetch(url, part_path):
         hasher = _hash_file(hashlib.md5(), part_path) if offset else hashlib.md5()
         received = offset
         with open(part_path, 'ab' if offset else 'wb') as out, \
-                tqdm(total=total, initial=offset, unit='B', unit_scale=True, unit_divisor=1024,
-                     desc=os.path.basename(part_path)) as bar:
+                progress_bar(total=total, initial=offset, unit='B', unit_scale=True,
+                             unit_divisor=1024, desc=os.path.basename(part_path)) as bar:
             while True:
                 try:
                     chunk = response.read(_CHUNK_BYTES)
@@ -311,8 +312,8 @@ def safe_extract(tar_path, dest):
                                  'extracted; this is not an intact LibriSpeech tarball'
                                  % (tar_path, member.name, problem))
         os.makedirs(dest, exist_ok=True)
-        for member in tqdm(members, desc='extracting %s' % os.path.basename(tar_path),
-                           unit='file'):
+        for member in progress_bar(members, desc='extracting %s' % os.path.basename(tar_path),
+                                   unit='file'):
             tar.extract(member, dest, **filter_kwargs)
 
 
@@ -401,7 +402,7 @@ def convert_split(source_dir, wav_dir, workers=1):
           else contextlib.nullcontext()) as pool:
         done = pool.imap_unordered(_convert_job, jobs, chunksize=8) if pool is not None \
             else map(_convert_job, jobs)
-        for _ in tqdm(done, total=len(jobs), desc='FLAC -> WAV', unit='file'):
+        for _ in progress_bar(done, total=len(jobs), desc='FLAC -> WAV', unit='file'):
             pass
     return [(wav_paths[u], os.path.getsize(wav_paths[u]), utterances[u][1])
             for u in sorted(utterances)]

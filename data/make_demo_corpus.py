@@ -72,9 +72,9 @@ import numpy as np
 import soundfile
 import soxr
 import yaml
-from tqdm import tqdm
 
 from gluon_ds2 import textnorm
+from gluon_ds2.progress import progress_bar
 from gluon_ds2.textnorm import verbalize
 
 __all__ = ['make_demo_corpus', 'source_sentences', 'clean_sentence', 'transcript_of',
@@ -580,9 +580,10 @@ def _synthesize_split(split, chapters, staging_dir, seed, workers, target_second
     chapter kept may be cut short, and chapters past it are discarded.
     """
     if target_seconds is None:
-        bar = tqdm(total=sum(len(c.texts) for c in chapters), desc=split, unit='utt')
+        bar = progress_bar(total=sum(len(c.texts) for c in chapters), desc=split, unit='utt')
     else:
-        bar = tqdm(total=round(target_seconds), desc='%s (seconds of speech)' % split, unit='s')
+        bar = progress_bar(total=round(target_seconds), desc='%s (seconds of speech)' % split,
+                           unit='s')
     task = functools.partial(_synthesize_chapter, staging_dir=staging_dir, seed=seed)
     kept, seconds = [], 0.0
     # Fork, one chapter per process (maxtasksperchild=1): every chapter starts from

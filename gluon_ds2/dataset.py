@@ -1,9 +1,13 @@
 """Manifest rows -> (features, label ids): a Gluon ``Dataset``.
 
 ``prepare_entries`` checks every row once, before batching: transcripts against
-the vocabulary, audio headers (missing or unreadable files), duration limits and
-CTC alignability. What fails is skipped and counted, or raised with the manifest
-and line named, by ``on_error``. ``SpeechDataset`` then reads, augments (training
+the vocabulary, audio lengths, duration limits and CTC alignability. Lengths
+come from the manifest's ``wav_filesize`` (16-bit mono PCM WAV with the
+44-byte header ``data/download.py`` writes) once the headers of a random
+sample of files confirm that layout; otherwise from every file's header. A
+file is then first opened when it is read, where a missing file is skipped
+and a length the size misjudged is checked again. What fails is skipped and
+counted, or raised with the manifest and line named, by ``on_error``. ``SpeechDataset`` then reads, augments (training
 only: waveform, then SpecAugment) and featurizes one utterance per item; a file
 that breaks only when read in full (a truncated FLAC) becomes a skip marker the
 batchify function drops and counts.
@@ -15,13 +19,13 @@ import os
 import numpy as np
 import soundfile
 from mxnet import gluon
-from tqdm import tqdm
 
 from .featurizer import AudioError, featurize, read_audio, spec_augment
 from .manifest import read_manifests
+from .progress import progress_bar
 
 __all__ = ['prepare_entries', 'load_entries', 'SpeechDataset', 'SkippedUtterance',
-           'ctc_min_output_length']
+           'ctc_min_output_length', 'sizes_give_lengths']
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +67,46 @@ def _audio_frames(path, sample_rate, stride_size, window_size):
     return _frames(info.frames, stride_size, window_size), info.frames / info.samplerate
 
 
+# Bytes before the samples of a canonical PCM WAV (RIFF + fmt + data chunk headers).
+WAV_HEADER_BYTES = 44
+# How many files' headers are read to decide whether the manifest's sizes can be trusted.
+HEADER_SAMPLE = 32
+
+
+def _size_frames(wav_filesize, audio_config):
+    """(frames, seconds) of a 16-bit mono PCM WAV of ``wav_filesize`` bytes."""
+    samples = max(0, (int(wav_filesize) - WAV_HEADER_BYTES) // 2)
+    return (_frames(samples, audio_config.stride_size, audio_config.window_size),
+            samples / audio_config.sample_rate)
+
+
+def sizes_give_lengths(df, audio_config, sample=HEADER_SAMPLE, seed=0):
+    """True if the manifest's ``wav_filesize`` gives each WAV's exact length.
+
+    Reads the headers of up to ``sample`` random rows: all must be ``.wav``
+    files of 16-bit mono PCM at the configured rate whose size is exactly
+    the 44-byte header plus the samples. Any other file (FLAC, 24-bit,
+    stereo, extra chunks, a size out of date) means False.
+    """
+    if not len(df):
+        return True
+    if not df.wav_filename.str.lower().str.endswith('.wav').all():
+        return False
+    rows = df.sample(n=min(sample, len(df)), random_state=seed)
+    for path, size in zip(rows.wav_filename, rows.wav_filesize):
+        try:
+            info = soundfile.info(path)
+        except (RuntimeError, soundfile.LibsndfileError, OSError):
+            return False
+        if (info.subtype, info.channels, info.samplerate) != \
+                ('PCM_16', 1, audio_config.sample_rate) or \
+                int(size) != WAV_HEADER_BYTES + 2 * info.frames:
+            return False
+    return True
+
+
 def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=None,
-                    on_error='skip', progress=True):
+                    on_error='skip', progress=True, max_label_length=None):
     """Validate manifest rows and attach label ids, frames and durations.
 
     Parameters
@@ -80,6 +122,9 @@ def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=No
         Drop longer utterances (seconds).
     on_error : {'skip', 'fail'}
         Bad rows are counted and dropped, or raise ``ValueError``.
+    max_label_length : int or None
+        Drop (and count) transcripts with more labels than this: the GPU CTC
+        kernel's ceiling (:data:`gluon_ds2.devices.GPU_CTC_MAX_LABELS`).
 
     Returns
     -------
@@ -92,9 +137,14 @@ def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=No
     if on_error not in ('skip', 'fail'):
         raise ValueError("on_error must be 'skip' or 'fail', got %r" % (on_error,))
     entries, dropped = [], collections.Counter()
+    trust_sizes = sizes_give_lengths(df, audio_config)
+    if not trust_sizes:
+        logger.info('reading the header of every audio file: the manifest\'s wav_filesize '
+                    'does not give their lengths (not all 16-bit mono PCM WAV at %d Hz with '
+                    'a 44-byte header)', audio_config.sample_rate)
     rows = df.itertuples(index=False)
-    if progress:
-        rows = tqdm(rows, total=len(df), desc='checking manifest', unit='utt', leave=False)
+    rows = progress_bar(rows, total=len(df), desc='checking manifest', unit='utt',
+                        leave=False, disable=not progress)
     for row in rows:
         reason = None
         transcript = row.transcript
@@ -105,6 +155,8 @@ def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=No
             reason, kind = ('%s: transcript has characters not in the vocabulary: %r'
                             % (_where(row), ''.join(vocab.unknown_characters(transcript))),
                             'bad_transcript')
+        elif trust_sizes:
+            frames, duration = _size_frames(row.wav_filesize, audio_config)
         else:
             try:
                 frames, duration = _audio_frames(row.wav_filename, audio_config.sample_rate,
@@ -121,6 +173,13 @@ def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=No
                     output_length(frames) < ctc_min_output_length(labels):
                 dropped['unalignable'] += 1
                 continue
+            if max_label_length is not None and len(labels) > max_label_length:
+                if not dropped['label_too_long_for_gpu_ctc']:
+                    logger.warning('%s: %d labels, more than the %d the GPU CTC kernel takes; '
+                                   'such utterances are dropped (train on CPU to keep them)',
+                                   _where(row), len(labels), max_label_length)
+                dropped['label_too_long_for_gpu_ctc'] += 1
+                continue
             entries.append(dict(wav_filename=row.wav_filename, transcript=transcript,
                                 labels=labels, frames=frames, duration=duration,
                                 wav_filesize=int(row.wav_filesize)))
@@ -136,7 +195,7 @@ def prepare_entries(df, vocab, audio_config, output_length=None, max_duration=No
 
 
 def load_entries(manifests, vocab, audio_config, on_error='skip', output_length=None,
-                 max_duration=None, progress=True):
+                 max_duration=None, progress=True, max_label_length=None):
     """Manifest(s) -> checked entries and drop counts, malformed rows included.
 
     ``manifests`` is a list or a comma-separated string; the other arguments
@@ -146,7 +205,7 @@ def load_entries(manifests, vocab, audio_config, on_error='skip', output_length=
     df = read_manifests(manifests, on_error=on_error)
     entries, dropped = prepare_entries(df, vocab, audio_config, output_length=output_length,
                                        max_duration=max_duration, on_error=on_error,
-                                       progress=progress)
+                                       progress=progress, max_label_length=max_label_length)
     skipped_rows = df.attrs.get('skipped_rows', 0)
     if skipped_rows:
         dropped['malformed_row'] += skipped_rows
@@ -237,10 +296,14 @@ class SpeechDataset(gluon.data.Dataset):
             if self.on_error == 'fail':
                 raise
             return SkippedUtterance(entry['wav_filename'], str(err))
+        fits = self._fits(entry['labels'])
+        if fits is not None and not fits(len(samples)):  # its manifest size misjudged it
+            return SkippedUtterance(entry['wav_filename'], 'too short for CTC to align its '
+                                                           'transcript')
         if self.waveform_augment is not None and epoch is not None:
             samples = self.waveform_augment(samples, self.audio_config.sample_rate,
                                             (self.seed, epoch, index),
-                                            fits=self._fits(entry['labels']),
+                                            fits=fits,
                                             babble_source=self._babble_source(index))
         features = featurize(samples, self.audio_config)
         if self.augment and epoch is not None:

@@ -15,7 +15,8 @@ import os
 
 import mxnet as mx
 
-__all__ = ['parse_devices', 'select_devices', 'describe_devices']
+__all__ = ['parse_devices', 'select_devices', 'describe_devices', 'ctc_label_limit',
+           'GPU_CTC_MAX_LABELS']
 
 
 def parse_devices(text):
@@ -30,6 +31,18 @@ def parse_devices(text):
     if len(set(devices)) != len(devices):
         raise ValueError('--devices=%s names a device twice' % text)
     return devices
+
+
+# MXNet 1.9's GPU CTC (its copy of warp-ctc, ctc_include/detail/gpu_ctc.h) keeps a label
+# and its blanks, 2 L + 1 values, in one thread block of at most 128 threads x 10 values:
+# L <= 639. A longer label fails the step (CTC_STATUS_UNKNOWN_ERROR). The CPU kernel has no
+# such ceiling.
+GPU_CTC_MAX_LABELS = 639
+
+
+def ctc_label_limit(contexts):
+    """The most labels one transcript may have on ``contexts`` (None: no limit)."""
+    return GPU_CTC_MAX_LABELS if any(c.device_type == 'gpu' for c in contexts) else None
 
 
 def _pinned(environ):

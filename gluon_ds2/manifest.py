@@ -16,7 +16,8 @@ import os
 
 import pandas as pd
 import soundfile
-from tqdm import tqdm
+
+from .progress import progress_bar
 
 __all__ = ['MANIFEST_COLUMNS', 'read_manifest', 'read_manifests', 'write_manifest',
            'wav_duration', 'add_durations', 'filter_by_duration', 'combine_manifests']
@@ -218,7 +219,8 @@ def add_durations(df, progress=True):
     durations = []
     rows = df.itertuples()
     if progress:
-        rows = tqdm(rows, total=len(df), desc='reading WAV headers', unit='file', leave=False)
+        rows = progress_bar(rows, total=len(df), desc='reading WAV headers', unit='file',
+                            leave=False)
     for row in rows:
         try:
             durations.append(wav_duration(row.wav_filename))

@@ -9,7 +9,6 @@ import os
 import time
 
 import mxnet as mx
-from tqdm import tqdm
 
 from .batchify import make_dataloader
 from .checkpoint import atomic_write
@@ -17,6 +16,7 @@ from .dataset import SpeechDataset, load_entries
 from .devices import select_devices
 from .inference import add_decoder_arguments, load_model, make_decoder, predict
 from .metrics import ErrorRateAccumulator
+from .progress import progress_bar
 from .sampler import sorted_batches
 
 logger = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
     results, skipped = [], 0
     audio_seconds = 0.0
     start = time.time()
-    bar = tqdm(total=sum(len(b) for b in batches), desc='evaluating', unit='utt',
-               disable=not progress, leave=False)
+    bar = progress_bar(total=sum(len(b) for b in batches), desc='evaluating', unit='utt',
+                       disable=not progress, leave=False)
     for indices, (features, feature_lengths, _, _, skipped_items) in zip(batches, loader):
         bar.update(len(indices))
         skipped += len(skipped_items)

@@ -26,7 +26,6 @@ import warnings
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
-from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .augment import WaveformAugment
@@ -34,10 +33,11 @@ from .batchify import make_dataloader
 from .curves import MetricsLog, plot_curves
 from .dataset import SpeechDataset, load_entries
 from .decoder import greedy_decode_batch
-from .devices import describe_devices, select_devices
+from .devices import ctc_label_limit, describe_devices, select_devices
 from .distributed import setup as setup_distributed
 from .loss import CTCLoss
 from .model import DeepSpeech2, output_length
+from .progress import progress_bar
 from .resume import initial_state, restore_checkpoint
 from .sampler import EpochKeyedBatches, SortagradSampler, sorted_batches
 from .scoring import evaluate
@@ -179,9 +179,9 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
     ``save()`` writes a checkpoint of the current state.
     """
     t = cfg.train
-    bar = tqdm(total=len(loader) + state['batch_in_epoch'], initial=state['batch_in_epoch'],
-               desc='epoch %d' % (state['epoch'] + 1), unit='batch', disable=not dist.is_root,
-               dynamic_ncols=True)
+    bar = progress_bar(total=len(loader) + state['batch_in_epoch'],
+                       initial=state['batch_in_epoch'], desc='epoch %d' % (state['epoch'] + 1),
+                       unit='batch', disable=not dist.is_root, dynamic_ncols=True)
     window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=time.time())
     for batch in loader:
         if batch[0] is None and dist.size == 1:  # every file of the batch was unreadable
@@ -267,7 +267,8 @@ def run(cfg):
     progress = dist.is_root
     train_entries, dropped = load_entries(
         cfg.data.train_data_dir, vocab, cfg.audio, on_error=cfg.data.on_bad_input,
-        output_length=output_length, max_duration=cfg.data.max_duration, progress=progress)
+        output_length=output_length, max_duration=cfg.data.max_duration, progress=progress,
+        max_label_length=ctc_label_limit(contexts))
     # No output_length here: an utterance CTC cannot align cannot be trained on,
     # but it can be decoded and scored, and evaluate.py scores it.
     eval_entries, eval_dropped = load_entries(

@@ -22,7 +22,6 @@ import sys
 import time
 
 import numpy as np
-from tqdm import tqdm
 
 from gluon_ds2.batchify import make_dataloader
 from gluon_ds2.dataset import SpeechDataset, load_entries
@@ -30,6 +29,7 @@ from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode_batch
 from gluon_ds2.devices import select_devices
 from gluon_ds2.inference import load_model
 from gluon_ds2.metrics import ErrorRateAccumulator
+from gluon_ds2.progress import progress_bar
 from gluon_ds2.sampler import sorted_batches
 from gluon_ds2.scoring import evaluate
 
@@ -100,7 +100,8 @@ def compute_logits(net, entries, audio_config, vocab, contexts, batch_size, num_
 def score_grid(batches, references, vocab, lm, alphas, betas, beam_width):
     """Corpus WER/CER of beam search for every (alpha, beta): a list of dicts."""
     grid = []
-    for alpha, beta in tqdm([(a, b) for a in alphas for b in betas], desc='grid', unit='pair'):
+    for alpha, beta in progress_bar([(a, b) for a in alphas for b in betas], desc='grid',
+                                    unit='pair'):
         decoder = BeamSearchDecoder(vocab, beam_width=beam_width, lm_path=lm, alpha=alpha,
                                     beta=beta)
         hypotheses = [h for logits, lengths in batches

@@ -1,5 +1,6 @@
 """Manifest rows -> checked entries -> features and labels -> padded batches."""
 import collections
+import logging
 import os
 
 import numpy as np
@@ -9,7 +10,8 @@ import soundfile
 from gluon_ds2.batchify import make_dataloader
 from gluon_ds2.config import AudioConfig
 from gluon_ds2.dataset import (SkippedUtterance, SpeechDataset, ctc_min_output_length,
-                               prepare_entries)
+                               prepare_entries, sizes_give_lengths)
+from gluon_ds2.devices import GPU_CTC_MAX_LABELS
 from gluon_ds2.featurizer import featurize
 from gluon_ds2.manifest import read_manifest
 from gluon_ds2.model import output_length
@@ -330,3 +332,50 @@ def test_load_entries_counts_malformed_rows_and_refuses_an_empty_result(tmp_path
     empty = write_manifest_file(tmp_path / 'empty.tsv', [])
     with pytest.raises(ValueError, match=r'empty\.tsv: no usable utterances \(dropped: \{\}\)'):
         load_entries(empty, VOCAB, AUDIO, progress=False)
+
+
+def test_manifest_sizes_give_the_lengths_of_canonical_wavs(tmp_path, good_rows, caplog):
+    """16-bit mono PCM WAVs: lengths from wav_filesize, no header read per row."""
+    wavs = [(row, spec) for row, spec in zip(good_rows, GOOD) if spec[0].endswith('.wav')]
+    df = read_manifest(write_manifest_file(tmp_path / 'wavs.tsv', [row for row, _ in wavs]))
+    assert sizes_give_lengths(df, AUDIO)
+    with caplog.at_level(logging.INFO, logger='gluon_ds2.dataset'):
+        entries, _ = prepare_entries(df, VOCAB, AUDIO, progress=False)
+    assert 'reading the header of every audio file' not in caplog.text
+    for entry, (_, (_, num_samples, _)) in zip(entries, wavs):
+        assert entry['frames'] == frames_of(num_samples)
+        assert entry['duration'] == pytest.approx(num_samples / RATE, abs=1e-12)
+
+
+def test_headers_are_read_when_sizes_cannot_be_trusted(tmp_path, good_rows, caplog):
+    """A FLAC, a stereo or 24-bit WAV, or a stale size: every header is read."""
+    stereo = write_audio(tmp_path, 'stereo.wav', tone(16000, 300, channels=2))
+    deep = os.path.join(str(tmp_path), 'deep.wav')
+    soundfile.write(deep, tone(16000, 300), RATE, subtype='PCM_24')
+    wavs = [row for row in good_rows if row[0].endswith('.wav')]
+    for extra in ([good_rows[2]], [(stereo, 'two')], [(deep, 'deep')]):  # good_rows[2]: FLAC
+        df = read_manifest(write_manifest_file(tmp_path / 'mixed.tsv', wavs + extra))
+        assert not sizes_give_lengths(df, AUDIO), extra
+    df = read_manifest(write_manifest_file(tmp_path / 'stale.tsv', wavs))
+    df.loc[0, 'wav_filesize'] += 2
+    assert not sizes_give_lengths(df, AUDIO)
+    with caplog.at_level(logging.INFO, logger='gluon_ds2.dataset'):
+        entries, _ = prepare_entries(df, VOCAB, AUDIO, progress=False)
+    assert 'reading the header of every audio file' in caplog.text
+    assert entries[0]['frames'] == frames_of(GOOD[0][1])  # from the header, not the size
+
+
+def test_labels_over_the_gpu_ctc_ceiling_are_dropped_with_a_warning(tmp_path, caplog):
+    long_text = ' '.join(['ab'] * 214)  # 641 labels
+    rows = [(write_audio(tmp_path, 'long.wav', tone(16000 * 30, 300)), long_text),
+            (write_audio(tmp_path, 'short.wav', tone(16000, 300)), 'ok')]
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', rows))
+    with caplog.at_level(logging.WARNING, logger='gluon_ds2.dataset'):
+        entries, dropped = prepare_entries(df, VOCAB, AUDIO, progress=False,
+                                           max_label_length=GPU_CTC_MAX_LABELS)
+    assert [e['transcript'] for e in entries] == ['ok']
+    assert dropped == collections.Counter(label_too_long_for_gpu_ctc=1)
+    assert '%s, line 2: 641 labels, more than the 639 the GPU CTC kernel takes' \
+        % df.manifest.iloc[0] in caplog.text
+    entries, dropped = prepare_entries(df, VOCAB, AUDIO, progress=False)  # CPU: no ceiling
+    assert len(entries) == 2 and not dropped

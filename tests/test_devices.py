@@ -2,7 +2,8 @@
 import mxnet as mx
 import pytest
 
-from gluon_ds2.devices import describe_devices, parse_devices, select_devices
+from gluon_ds2.devices import (GPU_CTC_MAX_LABELS, ctc_label_limit, describe_devices,
+                               parse_devices, select_devices)
 
 
 def test_parse_devices():
@@ -70,3 +71,8 @@ def test_describe_devices_names_the_build():
     assert 'cpu(0), cpu(1)' in line
     cuda = mx.runtime.Features().is_enabled('CUDA')
     assert ('CUDA build' in line) == cuda and ('CPU build' in line) != cuda
+
+
+def test_ctc_label_limit_applies_to_gpus_only():
+    assert ctc_label_limit([mx.cpu(0), mx.cpu(1)]) is None
+    assert ctc_label_limit([mx.gpu(0)]) == GPU_CTC_MAX_LABELS == 639

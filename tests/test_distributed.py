@@ -2,8 +2,10 @@
 
 The slow tests start real processes through ``tests/horovod_worker.py``
 (train.py with test hooks patched in from outside the package) and a tiny
-model; 16 conv filters, enough for MXNet's MKL-DNN convolution to use its
-blocked weight layout, which Horovod's ops cannot read.
+model (16 conv filters, enough for MXNet's MKL-DNN convolution to use its
+blocked weight layout, which Horovod's ops cannot read), with the default
+DataLoader worker count: each rank forks its worker process after
+``hvd.init()``, as users' jobs do.
 """
 import json
 import os
@@ -24,7 +26,7 @@ from gluon_ds2.manifest import read_manifests, write_manifest
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
 WORKER = str(REPO_ROOT / 'tests' / 'horovod_worker.py')
 TINY_MODEL = ['--rnn_hidden_size=32', '--rnn_hidden_layers=1', '--conv_filters=16',
-              '--max_freq=4000', '--num_workers=0', '--num_threads=1']
+              '--max_freq=4000', '--num_threads=1']
 # A job that ends on its own takes well under this on two shared cores; a hang does not.
 JOB_TIMEOUT_S = 120
 
@@ -248,12 +250,11 @@ def test_two_devices_in_one_process_match_one_device(pairs_and_a_single, tmp_pat
     batch's statistics on each device and only rounding separates the runs,
     as in the two-rank test. The epoch's fifth batch holds one utterance:
     the second device idles, adding zero gradients, and keeps the first
-    device's statistics. The default worker count (one DataLoader process)
-    is used.
+    device's statistics.
     """
     flags = ['--train_data_dir=%s' % pairs_and_a_single,
              '--eval_data_dir=%s' % pairs_and_a_single, '--batch_size=4', '--train_epochs=1',
-             '--log_every=1', '--num_workers=1']
+             '--log_every=1']
     two = ['--devices=cpu:0,cpu:1']
     runs = {}
     for name, launcher, extra in (('one', 'python', []), ('two', 'python', two),
