@@ -27,6 +27,10 @@ HOROVODRUN = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
 WORKER = str(REPO_ROOT / 'tests' / 'horovod_worker.py')
 TINY_MODEL = ['--rnn_hidden_size=32', '--rnn_hidden_layers=1', '--conv_filters=16',
               '--max_freq=4000', '--num_threads=1']
+# Float rounding between a batch and its halves (BatchNorm sums, CTC in log space): the first
+# step's loss and gradient norm differ by about 2e-4 on the demo corpus's utterances; a missing
+# or double average changes them 2x.
+FIRST_STEP_RTOL = 1e-3
 # A job that ends on its own takes well under this on two shared cores; a hang does not.
 JOB_TIMEOUT_S = 120
 
@@ -198,8 +202,8 @@ def test_two_processes_match_one_with_the_same_global_batch(duplicated_pairs, tm
     so on the demo corpus the first gradient norms differ by about 10% and the
     parameters after a few steps by a third of their movement. The duplicated
     pairs make the halves' statistics the full batch's, so only float rounding
-    is left: the first step's loss and norm agree to 1e-4, and after 3 steps
-    the parameters to about 1% of how far they moved (Adam's first steps move
+    is left: the first step's loss and norm agree to ``FIRST_STEP_RTOL``, and
+    after 3 steps the parameters to about 1% of how far they moved (Adam's first steps move
     every weight by about +-lr whatever its gradient's size, so a gradient that
     rounding tips over zero moves 2 lr apart). A missing or double average
     changes the norm by 2x, a wrong learning rate or slice the parameters by
@@ -223,9 +227,10 @@ def test_two_processes_match_one_with_the_same_global_batch(duplicated_pairs, tm
     one, two = runs[1], runs[2]
     np.testing.assert_array_equal(one['initial'], two['initial'])  # same seed, broadcast
     assert [r['step'] for r in two['train']] == [1, 2, 3]
-    np.testing.assert_allclose(two['train'][0]['loss'], one['train'][0]['loss'], rtol=1e-4)
+    np.testing.assert_allclose(two['train'][0]['loss'], one['train'][0]['loss'],
+                               rtol=FIRST_STEP_RTOL)
     np.testing.assert_allclose(two['train'][0]['grad_norm'], one['train'][0]['grad_norm'],
-                               rtol=1e-4)
+                               rtol=FIRST_STEP_RTOL)
     moved = np.linalg.norm(one['final'] - one['initial'])
     assert np.linalg.norm(two['final'] - one['final']) < 0.05 * moved
 
@@ -283,9 +288,9 @@ def test_two_devices_in_one_process_match_one_device(pairs_and_a_single, tmp_pat
         np.testing.assert_array_equal(other['initial'], one['initial'])
         assert [r['step'] for r in other['train']] == [1, 2, 3, 4, 5]
         np.testing.assert_allclose(other['train'][0]['loss'], one['train'][0]['loss'],
-                                   rtol=1e-4)
+                                   rtol=FIRST_STEP_RTOL)
         np.testing.assert_allclose(other['train'][0]['grad_norm'],
-                                   one['train'][0]['grad_norm'], rtol=1e-4)
+                                   one['train'][0]['grad_norm'], rtol=FIRST_STEP_RTOL)
         assert np.linalg.norm(other['final'] - one['final']) < 0.05 * moved, name
 
 
