@@ -9,20 +9,38 @@ output it would get alone (the reference lets padding leak in):
 
 * after each conv layer, frames past an utterance's length are zeroed, so the
   next conv sees the same zeros its own padding would add;
-* a bidirectional layer is two fused one-direction RNNs, the backward one run on
-  ``SequenceReverse`` of the valid frames. ``use_sequence_length`` of the fused
-  RNN op would do this, but MXNet 1.9.1 ignores it on CPU.
-"""
-from mxnet import gluon
-from mxnet.gluon import nn, rnn
+* the backward direction of a bidirectional layer starts at each utterance's last
+  valid frame. On a GPU the fused cuDNN layer does this (``use_sequence_length``);
+  MXNet 1.9.1's CPU kernel ignores the lengths, so on CPU the layer runs two
+  one-direction RNNs, the backward one on ``SequenceReverse`` of the valid frames.
+  Both paths share one set of parameters (:class:`RNNLayer`), so a checkpoint
+  moves freely between CPU and GPU.
 
-__all__ = ['DeepSpeech2', 'conv_output_length', 'output_length', 'CONV_LAYERS']
+The RNN stack is time-major (T, N, C): the layout of the fused RNN operator and of
+``SequenceReverse``, so exactness costs no transposes.
+
+Weights start as the reference's do (TensorFlow's defaults): Glorot-uniform
+kernels, zero biases, and an LSTM forget-gate bias of 1.0 (``BasicLSTMCell``'s
+``forget_bias``).
+"""
+import math
+
+import mxnet as mx
+from mxnet import gluon
+from mxnet.gluon import nn
+
+__all__ = ['DeepSpeech2', 'RNNLayer', 'TensorFlowRNNInit', 'conv_output_length', 'output_length',
+           'forward_flops', 'rnn_parameter_size', 'use_fused_rnn', 'CONV_LAYERS', 'RNN_GATES']
 
 # (kernel, stride, padding) along time and frequency, as in the reference.
 CONV_LAYERS = (
     dict(kernel_size=(41, 11), strides=(2, 2), padding=(20, 5)),
     dict(kernel_size=(21, 11), strides=(2, 1), padding=(10, 5)),
 )
+# Gate blocks per RNN type, in the fused operator's parameter layout.
+RNN_GATES = {'lstm': 4, 'gru': 3, 'rnn_tanh': 1, 'rnn_relu': 1}
+# TensorFlow's default kernel initializer, which the reference's layers use.
+GLOROT_UNIFORM = mx.init.Xavier(rnd_type='uniform', factor_type='avg', magnitude=3)
 # The reference's BatchNorm decay and epsilon.
 BN_MOMENTUM = 0.997
 BN_EPSILON = 1e-5
@@ -48,15 +66,140 @@ def output_length(frames, axis=0):
     return frames
 
 
-def _rnn_layer(rnn_type, hidden_size, prefix):
-    if rnn_type == 'lstm':
-        return rnn.LSTM(hidden_size, layout='NTC', prefix=prefix)
-    if rnn_type == 'gru':
-        return rnn.GRU(hidden_size, layout='NTC', prefix=prefix)
-    if rnn_type in ('rnn_tanh', 'rnn_relu'):
-        return rnn.RNN(hidden_size, activation=rnn_type[4:], layout='NTC', prefix=prefix)
-    raise ValueError("rnn_type must be one of lstm, gru, rnn_tanh, rnn_relu; got %r"
-                     % (rnn_type,))
+def forward_flops(model_config, num_bins, frames, batch_size, num_classes):
+    """Multiply-add FLOPs (2 per multiply-add) of one forward pass on a batch.
+
+    Counts the convs, the RNN matrix products and the dense layer (elementwise
+    work is left out). ``model_config`` is a :class:`~gluon_ds2.config.ModelConfig`;
+    ``frames`` the padded spectrogram length. A training step is about 3x this.
+    """
+    m = model_config
+    gates = RNN_GATES[m.rnn_type]
+    directions = 2 if m.is_bidirectional else 1
+    flops, channels, time_steps, bins = 0, 1, frames, num_bins
+    for layer in CONV_LAYERS:
+        (kt, kf), (st, sf), (pt, pf) = layer['kernel_size'], layer['strides'], layer['padding']
+        time_steps = conv_output_length(time_steps, kt, st, pt)
+        bins = conv_output_length(bins, kf, sf, pf)
+        flops += 2 * batch_size * m.conv_filters * time_steps * bins * channels * kt * kf
+        channels = m.conv_filters
+    inputs, hidden = channels * bins, m.rnn_hidden_size
+    for _ in range(m.rnn_hidden_layers):
+        flops += 2 * batch_size * time_steps * directions * gates * hidden * (inputs + hidden)
+        inputs = directions * hidden
+    return flops + 2 * batch_size * time_steps * inputs * num_classes
+
+
+def use_fused_rnn(context):
+    """Whether a layer on ``context`` runs the fused bidirectional kernel.
+
+    Only cuDNN honours ``use_sequence_length``; the CPU kernel ignores it.
+    """
+    return context.device_type == 'gpu'
+
+
+class TensorFlowRNNInit(mx.init.Initializer):
+    """One direction's packed RNN parameters, initialised as TensorFlow's cells are.
+
+    TensorFlow's cells hold one kernel of shape (input + hidden, gates * hidden),
+    Glorot-uniform over that shape, and zero biases; ``BasicLSTMCell`` adds
+    ``forget_bias=1.0`` to the forget gate, here the i2h bias of MXNet's second
+    gate block. The layout is the fused ``RNN`` operator's:
+    ``[i2h_weight, h2h_weight, i2h_bias, h2h_bias]``, flattened.
+    """
+
+    def __init__(self, rnn_type, input_size, hidden_size):
+        super().__init__(rnn_type=rnn_type, input_size=input_size, hidden_size=hidden_size)
+        self.rnn_type, self.input_size, self.hidden_size = rnn_type, input_size, hidden_size
+
+    def _init_weight(self, name, arr):
+        gates = RNN_GATES[self.rnn_type] * self.hidden_size
+        weights = gates * (self.input_size + self.hidden_size)
+        limit = math.sqrt(6.0 / (self.input_size + self.hidden_size + gates))
+        mx.nd.random.uniform(-limit, limit, shape=(weights,), out=arr[:weights])
+        arr[weights:] = 0.0
+        if self.rnn_type == 'lstm':
+            arr[weights + self.hidden_size:weights + 2 * self.hidden_size] = 1.0
+
+
+def rnn_parameter_size(rnn_type, input_size, hidden_size):
+    """Length of one direction's packed parameter vector (two biases per gate block)."""
+    gates = RNN_GATES[rnn_type] * hidden_size
+    return gates * (input_size + hidden_size) + 2 * gates
+
+
+class RNNLayer(gluon.HybridBlock):
+    """One (bi)directional RNN layer over time-major, zero-padded sequences.
+
+    Each direction's weights live in one parameter vector (``l0_parameters``,
+    and ``r0_parameters`` for the backward direction) in the layout the fused
+    ``RNN`` operator reads (:class:`TensorFlowRNNInit`): no per-step packing copy
+    of the weights, nor unpacking of their gradients.
+
+    Parameters
+    ----------
+    rnn_type : str
+        One of :data:`RNN_GATES`.
+    hidden_size, input_size : int
+    bidirectional : bool
+
+    Inputs
+    ------
+    x : (T, N, input_size); lengths : (N,) float32 valid steps per sequence.
+
+    Outputs
+    -------
+    (T, N, hidden_size * directions); steps past a sequence's length are padding.
+    """
+
+    def __init__(self, rnn_type, hidden_size, input_size, bidirectional=True, **kwargs):
+        super().__init__(**kwargs)
+        if rnn_type not in RNN_GATES:
+            raise ValueError('rnn_type must be one of %s; got %r'
+                             % (', '.join(RNN_GATES), rnn_type))
+        self.rnn_type = rnn_type
+        self.hidden_size = hidden_size
+        self.input_size = input_size
+        self.bidirectional = bidirectional
+        # Fused bidirectional kernel (True), or one kernel per direction (False);
+        # DeepSpeech2.forward sets it from the input's context.
+        self.fused = False
+        size = rnn_parameter_size(rnn_type, input_size, hidden_size)
+        init = TensorFlowRNNInit(rnn_type, input_size, hidden_size)
+        with self.name_scope():
+            self.l0_parameters = self.params.get('l0_parameters', shape=(size,), init=init)
+            if bidirectional:
+                self.r0_parameters = self.params.get('r0_parameters', shape=(size,), init=init)
+
+    def _run(self, F, x, parameters, directions=1, lengths=None):
+        # Zero initial states in x's dtype: (T, N, C) -> (directions, N, hidden)
+        state = F.broadcast_axis(F.zeros_like(x.slice_axis(axis=0, begin=0, end=1)
+                                              .slice_axis(axis=2, begin=0, end=1)),
+                                 axis=(0, 2), size=(directions, self.hidden_size))
+        states = [state, state] if self.rnn_type == 'lstm' else [state]
+        if lengths is not None:
+            states.append(lengths)
+        return F.RNN(x, parameters, *states, state_size=self.hidden_size, num_layers=1,
+                     bidirectional=directions == 2, mode=self.rnn_type,
+                     use_sequence_length=lengths is not None)
+
+    def hybrid_forward(self, F, x, lengths, l0_parameters, r0_parameters=None):
+        forward = self._run(F, x, l0_parameters)
+        if not self.bidirectional:
+            return forward  # padding comes after the valid steps: no effect on them
+        if self.fused:
+            # The bidirectional kernel reads [l weights, r weights, l biases, r biases].
+            weights = RNN_GATES[self.rnn_type] * self.hidden_size * (
+                self.input_size + self.hidden_size)
+            packed = F.concat(l0_parameters.slice_axis(axis=0, begin=0, end=weights),
+                              r0_parameters.slice_axis(axis=0, begin=0, end=weights),
+                              l0_parameters.slice_axis(axis=0, begin=weights, end=None),
+                              r0_parameters.slice_axis(axis=0, begin=weights, end=None), dim=0)
+            return self._run(F, x, packed, 2, lengths.astype('int32'))
+        backward = F.SequenceReverse(self._run(F, F.SequenceReverse(
+            x, sequence_length=lengths, use_sequence_length=True), r0_parameters),
+            sequence_length=lengths, use_sequence_length=True)
+        return F.concat(forward, backward, dim=2)
 
 
 class DeepSpeech2(gluon.HybridBlock):
@@ -91,27 +234,31 @@ class DeepSpeech2(gluon.HybridBlock):
                  batch_norm_decay=BN_MOMENTUM,
                  **kwargs):
         super().__init__(**kwargs)
-        self.is_bidirectional = is_bidirectional
-        self.rnn_hidden_layers = rnn_hidden_layers
+        if rnn_type not in RNN_GATES:
+            raise ValueError('rnn_type must be one of %s; got %r'
+                             % (', '.join(RNN_GATES), rnn_type))
+        directions = 2 if is_bidirectional else 1
         with self.name_scope():
             self.convs = nn.HybridSequential(prefix='conv_')
             self.conv_norms = nn.HybridSequential(prefix='convbn_')
             for layer in CONV_LAYERS:
-                self.convs.add(nn.Conv2D(conv_filters, use_bias=False, **layer))
+                self.convs.add(nn.Conv2D(conv_filters, use_bias=False,
+                                         weight_initializer=GLOROT_UNIFORM, **layer))
                 self.conv_norms.add(nn.BatchNorm(axis=1, momentum=batch_norm_decay,
                                                  epsilon=BN_EPSILON))
             self.rnn_norms = nn.HybridSequential(prefix='rnnbn_')
-            self.forward_rnns = nn.HybridSequential(prefix='fw_')
-            self.backward_rnns = nn.HybridSequential(prefix='bw_')
+            self.rnns = nn.HybridSequential(prefix='rnn_')
+            input_size = conv_filters * output_length(num_bins, axis=1)
             for index in range(rnn_hidden_layers):
                 if index > 0:
                     self.rnn_norms.add(nn.BatchNorm(axis=2, momentum=batch_norm_decay,
                                                     epsilon=BN_EPSILON))
-                self.forward_rnns.add(_rnn_layer(rnn_type, rnn_hidden_size, 'fw%d_' % index))
-                if is_bidirectional:
-                    self.backward_rnns.add(_rnn_layer(rnn_type, rnn_hidden_size, 'bw%d_' % index))
+                self.rnns.add(RNNLayer(rnn_type, rnn_hidden_size, input_size, is_bidirectional,
+                                       prefix='%d_' % index))
+                input_size = rnn_hidden_size * directions
             self.output_norm = nn.BatchNorm(axis=2, momentum=batch_norm_decay, epsilon=BN_EPSILON)
-            self.output = nn.Dense(num_classes, use_bias=use_bias, flatten=False)
+            self.output = nn.Dense(num_classes, use_bias=use_bias, flatten=False,
+                                   weight_initializer=GLOROT_UNIFORM)
 
     @classmethod
     def from_config(cls, model_config, num_classes, num_bins):
@@ -121,6 +268,16 @@ class DeepSpeech2(gluon.HybridBlock):
                    rnn_hidden_layers=m.rnn_hidden_layers, rnn_type=m.rnn_type,
                    is_bidirectional=m.is_bidirectional, use_bias=m.use_bias,
                    conv_filters=m.conv_filters, batch_norm_decay=m.batch_norm_decay)
+
+    def forward(self, features, feature_lengths):
+        """Choose the RNN kernel from the input's context, then run the graph."""
+        if isinstance(features, mx.nd.NDArray):
+            fused = use_fused_rnn(features.context)
+            if any(layer.fused != fused for layer in self.rnns):
+                for layer in self.rnns:
+                    layer.fused = fused
+                self._clear_cached_op()  # the graph built for the other kernel is stale
+        return super().forward(features, feature_lengths)
 
     def hybrid_forward(self, F, features, feature_lengths):
         x, lengths = features, feature_lengths.astype('float32')
@@ -133,22 +290,11 @@ class DeepSpeech2(gluon.HybridBlock):
             steps = F.contrib.arange_like(x, axis=2)
             mask = F.broadcast_lesser(steps.reshape((1, -1)), lengths.reshape((-1, 1)))
             x = F.broadcast_mul(x, mask.reshape((0, 1, -1, 1)))
-        # (N, filters, T', F') -> (N, T', filters * F')
-        x = x.transpose((0, 2, 1, 3)).reshape((0, 0, -1))
-        for index in range(self.rnn_hidden_layers):
+        # (N, filters, T', F') -> (T', N, filters * F'): time-major through the RNNs
+        x = x.transpose((2, 0, 1, 3)).reshape((0, 0, -1))
+        for index, layer in enumerate(self.rnns):
             if index > 0:
                 x = self.rnn_norms[index - 1](x)
-            forward = self.forward_rnns[index](x)
-            if self.is_bidirectional:
-                # SequenceReverse works time-major: (N, T, C) <-> (T, N, C).
-                time_major = x.swapaxes(0, 1)
-                reversed_x = F.SequenceReverse(time_major, sequence_length=lengths,
-                                               use_sequence_length=True).swapaxes(0, 1)
-                backward = self.backward_rnns[index](reversed_x).swapaxes(0, 1)
-                backward = F.SequenceReverse(backward, sequence_length=lengths,
-                                             use_sequence_length=True).swapaxes(0, 1)
-                x = F.concat(forward, backward, dim=2)
-            else:
-                x = forward
-        # (N, T', hidden * directions) -> (N, T', num_classes)
-        return self.output(self.output_norm(x))
+            x = layer(x, lengths)
+        # (T', N, hidden * directions) -> (T', N, num_classes) -> (N, T', num_classes)
+        return self.output(self.output_norm(x)).swapaxes(0, 1)

@@ -1,38 +1,93 @@
-"""Training-step speed of DeepSpeech2 sizes on this machine, and the effect of OpenMP threads.
+"""Speed of the DeepSpeech2 step against its own baselines, measured in one run.
 
     python scripts/bench_model.py
-    python scripts/bench_model.py --threads 1,2 --batch_size 8 --seconds 5 \\
-        --out scripts/results/model_speed
+    python scripts/bench_model.py --sizes reference --rounds 3 --out /tmp/model_speed
 
-For each size (the demo's 3 x 256 LSTM on 81 bins with 16 conv filters, and the
-reference's 5 x 800 LSTM on 161 bins with 32 filters) and each thread count,
-a child process times full training steps (forward, CTC loss, backward, Adam
-update) on a batch of ``--batch_size`` utterances of ``--seconds`` seconds
-(noise: the arithmetic does not depend on what is said) with 14 label
-characters per second, about the rate of read speech. Each child also
-measures the machine's float32 sgemm rate with the same thread count, so the
-step time is reported against the hardware in the same run: the ratio of the
-model's arithmetic rate to sgemm tells how much of the machine a step uses.
-Results go to JSON and a markdown table.
+For the demo size (3 x 256 LSTM, 16 conv filters, 81 bins) and the reference size
+(5 x 800 LSTM, 32 filters, 161 bins) it times, alternating the models round by round:
+
+* ``ours``: :class:`gluon_ds2.model.DeepSpeech2`, exact on padded batches,
+  hybridized as ``train.py`` hybridizes it;
+* ``plain``: the plain Gluon model written below as the baseline: the same convs
+  and BatchNorms, one fused ``rnn.LSTM(bidirectional=True)`` per layer, no
+  masking (padding leaks into every utterance), ``static_shape=True``;
+
+each in three modes: a training step (forward, CTC, backward, Adam) on 8
+utterances, and inference (forward only) on 1 and on 8 utterances, all of
+``--seconds`` seconds of noise (the arithmetic does not depend on what is said),
+with 14 label characters per second, about the rate of read speech.
+
+It also measures the float32 sgemm rate in the same process (before and after)
+and counts each configuration's model FLOPs (:func:`gluon_ds2.model.forward_flops`;
+a training step counts 3 x forward). ``ours / plain`` is the time ratio, and
+``of sgemm`` is model FLOPs / time / sgemm rate: how much of the machine a step uses.
+
+Writes ``<out>.json``, ``<out>.md`` (the table), ``<out>.png`` (bar chart) and
+``<out>_profile.txt``: MXNet's profiler per-operator table of ``ours`` reference-size
+training steps. OMP_NUM_THREADS defaults to the host's cores (``--threads``).
 """
 import argparse
 import json
 import os
-import subprocess
+import statistics
 import sys
 import time
 
 SIZES = {
-    'demo (3x256 LSTM, 16 filters, 81 bins)': dict(rnn_hidden_size=256, rnn_hidden_layers=3,
-                                                    conv_filters=16, max_freq=4000),
-    'reference (5x800 LSTM, 32 filters, 161 bins)': dict(rnn_hidden_size=800,
-                                                          rnn_hidden_layers=5, conv_filters=32,
-                                                          max_freq=None),
+    'demo': dict(rnn_hidden_size=256, rnn_hidden_layers=3, conv_filters=16, max_freq=4000),
+    'reference': dict(rnn_hidden_size=800, rnn_hidden_layers=5, conv_filters=32, max_freq=None),
 }
+MODES = (('train', 8), ('infer', 1), ('infer', 8))
+CHARACTERS_PER_SECOND = 14
+NUM_CLASSES = 29
 
 
-def child(size_name, batch_size, seconds, steps):
-    """Runs in a process whose OMP_NUM_THREADS is already set; prints one JSON line."""
+def plain_model(model_cfg, num_bins):
+    """The baseline: fused bidirectional LSTMs, no masking, time-major RNN stack."""
+    from mxnet import gluon
+    from mxnet.gluon import nn, rnn
+
+    from gluon_ds2.model import CONV_LAYERS
+
+    class PlainDeepSpeech2(gluon.HybridBlock):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            m = model_cfg
+            with self.name_scope():
+                self.body = nn.HybridSequential()
+                for layer in CONV_LAYERS:
+                    self.body.add(nn.Conv2D(m.conv_filters, use_bias=False, **layer),
+                                  nn.HybridLambda(lambda F, x: F.clip(x, 0, 6)),
+                                  nn.BatchNorm(axis=1))
+                self.rnns = nn.HybridSequential()
+                for index in range(m.rnn_hidden_layers):
+                    if index > 0:
+                        self.rnns.add(nn.BatchNorm(axis=2))
+                    self.rnns.add(rnn.LSTM(m.rnn_hidden_size, bidirectional=True, layout='TNC'))
+                self.output_norm = nn.BatchNorm(axis=2)
+                self.output = nn.Dense(NUM_CLASSES, flatten=False)
+
+        def hybrid_forward(self, F, features):
+            # (N, 1, T, F) -> (N, C, T', F') -> (T', N, C * F') -> (N, T', classes)
+            x = self.body(features).transpose((2, 0, 1, 3)).reshape((0, 0, -1))
+            x = self.output(self.output_norm(self.rnns(x)))
+            return x.swapaxes(0, 1)
+
+    return PlainDeepSpeech2()
+
+
+def ours_model(model_cfg, num_bins):
+    from gluon_ds2.model import DeepSpeech2
+    return DeepSpeech2.from_config(model_cfg, NUM_CLASSES, num_bins)
+
+
+def hybridize_as_training(net):
+    """``ours`` hybridized exactly as training hybridizes it."""
+    net.hybridize(static_alloc=True, static_shape=False)
+
+
+def make_runner(model_name, size_name, mode, batch_size, seconds):
+    """Build one configuration; returns (run_once, flops, parameters)."""
     import mxnet as mx
     import numpy as np
     from mxnet import autograd
@@ -40,103 +95,181 @@ def child(size_name, batch_size, seconds, steps):
     from gluon_ds2.config import AudioConfig, ModelConfig
     from gluon_ds2.featurizer import featurize
     from gluon_ds2.loss import CTCLoss
-    from gluon_ds2.model import DeepSpeech2, output_length
+    from gluon_ds2.model import forward_flops, output_length
 
     size = dict(SIZES[size_name])
     audio = AudioConfig(max_freq=size.pop('max_freq'))
     model_cfg = ModelConfig(**size)
     rng = np.random.RandomState(0)
-    samples = rng.randn(int(seconds * audio.sample_rate)) * 0.1
-    features = featurize(samples, audio)
+    features = featurize(rng.randn(int(seconds * audio.sample_rate)) * 0.1, audio)
     frames = features.shape[0]
     x = mx.nd.array(np.stack([features[None]] * batch_size))
     x_lengths = mx.nd.array([frames] * batch_size)
-    label_length = int(seconds * 14)  # about 14 characters per second of read speech
-    labels = mx.nd.array(rng.randint(0, 28, (batch_size, label_length)))
+    label_length = int(seconds * CHARACTERS_PER_SECOND)
+    labels = mx.nd.array(rng.randint(0, NUM_CLASSES - 1, (batch_size, label_length)))
     label_lengths = mx.nd.array([label_length] * batch_size)
     out_lengths = mx.nd.array([output_length(frames)] * batch_size)
 
-    net = DeepSpeech2.from_config(model_cfg, 29, audio.num_bins)
-    net.initialize(mx.init.Xavier())
-    net.hybridize(static_alloc=True)
-    trainer = mx.gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
+    mx.random.seed(0)
+    if model_name == 'ours':
+        net = ours_model(model_cfg, audio.num_bins)
+        net.initialize(mx.init.Xavier())
+        hybridize_as_training(net)
+        inputs = (x, x_lengths)
+    else:
+        net = plain_model(model_cfg, audio.num_bins)
+        net.initialize(mx.init.Xavier())
+        net.hybridize(static_alloc=True, static_shape=True)
+        inputs = (x,)  # the plain model ignores lengths
+    trainer = mx.gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-5})
     loss_fn = CTCLoss()
+    forward = forward_flops(model_cfg, audio.num_bins, frames, batch_size, NUM_CLASSES)
 
-    def step():
-        with autograd.record():
-            loss = loss_fn(net(x, x_lengths), labels, out_lengths, label_lengths)
-        loss.backward()
-        trainer.step(batch_size)
-        mx.nd.waitall()
+    if mode == 'train':
+        def run_once():
+            with autograd.record():
+                loss = loss_fn(net(*inputs), labels, out_lengths, label_lengths)
+            loss.backward()
+            trainer.step(batch_size)
+            mx.nd.waitall()
+        flops = 3 * forward
+    else:
+        def run_once():
+            net(*inputs).wait_to_read()
+        flops = forward
+    for _ in range(2):  # builds the graph, allocates, and the optimizer state
+        run_once()
+    parameters = sum(p.data().size for p in net.collect_params().values()
+                     if p.grad_req != 'null')
+    return run_once, flops, parameters
 
-    step()
-    step()
-    start = time.time()
-    for _ in range(steps):
-        step()
-    step_seconds = (time.time() - start) / steps
 
-    n = 1024
+def sgemm_rate(n=1024, repeats=10):
+    """float32 GFLOP/s of an n x n matrix product with this process's threads."""
+    import mxnet as mx
     a, b = mx.nd.random.uniform(shape=(n, n)), mx.nd.random.uniform(shape=(n, n))
     mx.nd.dot(a, b).wait_to_read()
-    start = time.time()
-    for _ in range(10):
+    start = time.perf_counter()
+    for _ in range(repeats):
         mx.nd.dot(a, b).wait_to_read()
-    sgemm = 10 * 2 * n ** 3 / (time.time() - start)
-    parameters = sum(p.data().size for name, p in net.collect_params().items()
-                     if 'running' not in name)
-    print(json.dumps(dict(step_seconds=step_seconds, audio_s_per_s=batch_size * seconds /
-                          step_seconds, sgemm_gflops=sgemm / 1e9, parameters=parameters)))
+    return repeats * 2 * n ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def profile(run_once, path, steps):
+    """MXNet's aggregate per-operator table of ``steps`` calls, written to ``path``."""
+    import mxnet as mx
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                           filename=path + '.trace.json')
+    mx.profiler.set_state('run')
+    for _ in range(steps):
+        run_once()
+    mx.profiler.set_state('stop')
+    table = mx.profiler.dumps(reset=True, format='table', sort_by='total', ascending=False)
+    with open(path, 'w') as f:
+        f.write('%d training steps of ours, reference size\n\n%s' % (steps, table))
+    if os.path.exists(path + '.trace.json'):
+        os.remove(path + '.trace.json')
+
+
+def markdown(rows, sgemm, args):
+    lines = ['| size | mode | batch | ours s | plain s | ours / plain | ours audio s/s | '
+             'model GFLOP | ours of sgemm | plain of sgemm |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for r in rows:
+        lines.append('| %s | %s | %d | %.3f | %.3f | **%.2f** | %.1f | %.1f | %.0f%% | %.0f%% |'
+                     % (r['size'], r['mode'], r['batch'], r['ours_s'], r['plain_s'],
+                        r['ours_over_plain'], r['ours_audio_s_per_s'], r['gflop'],
+                        100 * r['ours_of_sgemm'], 100 * r['plain_of_sgemm']))
+    lines += ['', 'Median of %d alternated rounds after two warm-up calls each; %.0f s utterances; '
+              'sgemm %.0f GFLOP/s (in-run, %d threads); %d CPU cores.'
+              % (args.rounds, args.seconds, sgemm, args.threads, os.cpu_count())]
+    return '\n'.join(lines) + '\n'
+
+
+def bar_chart(rows, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    labels = ['%s\n%s b%d' % (r['size'], r['mode'], r['batch']) for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    positions = range(len(rows))
+    width = 0.4
+    ax.bar([p - width / 2 for p in positions], [100 * r['ours_of_sgemm'] for r in rows], width,
+           label='ours')
+    ax.bar([p + width / 2 for p in positions], [100 * r['plain_of_sgemm'] for r in rows], width,
+           label='plain fused baseline')
+    for p, r in zip(positions, rows):
+        ax.text(p, 100 * max(r['ours_of_sgemm'], r['plain_of_sgemm']) + 1,
+                '%.2fx' % r['ours_over_plain'], ha='center', fontsize=8)
+    ax.set_xticks(list(positions))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel('model FLOP rate, % of sgemm')
+    ax.set_title('DeepSpeech2 step speed (label: ours / plain time)')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--threads', default='1,2')
-    parser.add_argument('--batch_size', type=int, default=8)
-    parser.add_argument('--seconds', type=float, default=5.0)
-    parser.add_argument('--steps', type=int, default=3)
+    parser.add_argument('--rounds', type=int, default=5, help='timed calls per configuration')
+    parser.add_argument('--seconds', type=float, default=5.0, help='utterance length')
+    parser.add_argument('--sizes', default='demo,reference')
+    parser.add_argument('--threads', type=int, default=int(os.environ.get(
+        'OMP_NUM_THREADS', os.cpu_count())))
+    parser.add_argument('--profile_steps', type=int, default=2)
     parser.add_argument('--out', default='scripts/results/model_speed')
-    parser.add_argument('--child', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        child(args.child, args.batch_size, args.seconds, args.steps)
-        return 0
-    print('command: python scripts/bench_model.py --threads %s --batch_size %d --seconds %s '
-          '--steps %d --out %s' % (args.threads, args.batch_size, args.seconds, args.steps,
-                                   args.out))
+    os.environ['OMP_NUM_THREADS'] = str(args.threads)  # before mxnet is imported
+    import mxnet as mx
+    print('command: OMP_NUM_THREADS=%d python scripts/bench_model.py --rounds %d --seconds %s '
+          '--sizes %s --out %s' % (args.threads, args.rounds, args.seconds, args.sizes, args.out),
+          flush=True)
+    sgemm_before = sgemm_rate()
     rows = []
-    for size_name in SIZES:
-        for threads in [int(t) for t in args.threads.split(',')]:
-            result = subprocess.run(
-                [sys.executable, __file__, '--child', size_name, '--batch_size',
-                 str(args.batch_size), '--seconds', str(args.seconds), '--steps',
-                 str(args.steps)], capture_output=True, text=True, check=True,
-                env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
-            row = dict(json.loads(result.stdout.strip().splitlines()[-1]), size=size_name,
-                       threads=threads)
+    for size_name in args.sizes.split(','):
+        for mode, batch_size in MODES:
+            runners = {name: make_runner(name, size_name, mode, batch_size, args.seconds)
+                       for name in ('ours', 'plain')}
+            times = {name: [] for name in runners}
+            for _ in range(args.rounds):
+                for name, (run_once, _, _) in runners.items():
+                    start = time.perf_counter()
+                    run_once()
+                    times[name].append(time.perf_counter() - start)
+            row = dict(size=size_name, mode=mode, batch=batch_size,
+                       gflop=runners['ours'][1] / 1e9, parameters=runners['ours'][2],
+                       times=times)
+            for name in runners:
+                row[name + '_s'] = statistics.median(times[name])
+            row['ours_over_plain'] = row['ours_s'] / row['plain_s']
+            row['ours_audio_s_per_s'] = batch_size * args.seconds / row['ours_s']
             rows.append(row)
-            print('%-46s %d thread(s): %.2f s/step, %.1f audio-s/s (sgemm %.0f GFLOP/s)'
-                  % (size_name, threads, row['step_seconds'], row['audio_s_per_s'],
-                     row['sgemm_gflops']), flush=True)
-    lines = ['| size | parameters | threads | s / step | audio s / s | speed-up vs 1 thread | '
-             'sgemm GFLOP/s (same threads) |', '|---|---:|---:|---:|---:|---:|---:|']
+            print('%-9s %-5s b%d: ours %.3f s, plain %.3f s, ours/plain %.2f'
+                  % (size_name, mode, batch_size, row['ours_s'], row['plain_s'],
+                     row['ours_over_plain']), flush=True)
+            del runners
+    sgemm_after = sgemm_rate()
+    if 'reference' in args.sizes.split(',') and args.profile_steps:
+        # Last: the profiler slows every operator while it records.
+        run_once = make_runner('ours', 'reference', 'train', 8, args.seconds)[0]
+        profile(run_once, args.out + '_profile.txt', args.profile_steps)
+    sgemm = (sgemm_before + sgemm_after) / 2
     for row in rows:
-        base = next(r for r in rows if r['size'] == row['size'] and r['threads'] == rows[0][
-            'threads'])
-        lines.append('| %s | %.1f M | %d | %.2f | %.1f | %.2f | %.0f |' % (
-            row['size'], row['parameters'] / 1e6, row['threads'], row['step_seconds'],
-            row['audio_s_per_s'], base['step_seconds'] / row['step_seconds'],
-            row['sgemm_gflops']))
-    lines.append('')
-    lines.append('Batch of %d utterances x %.0f s, %d timed steps after 2 warm-up steps, %d CPU '
-                 'cores.' % (args.batch_size, args.seconds, args.steps, os.cpu_count()))
+        for name in ('ours', 'plain'):
+            row[name + '_of_sgemm'] = row['gflop'] / row[name + '_s'] / sgemm
+    table = markdown(rows, sgemm, args)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + '.json', 'w') as f:
-        json.dump(dict(command=' '.join(sys.argv), rows=rows), f, indent=2)
+        json.dump(dict(command=' '.join(['python'] + sys.argv), threads=args.threads,
+                       mxnet=mx.__version__, sgemm_gflops=[sgemm_before, sgemm_after],
+                       rows=rows), f, indent=2)
     with open(args.out + '.md', 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    print('\n'.join(lines))
+        f.write(table)
+    bar_chart(rows, args.out + '.png')
+    print(table)
     return 0
 
 

@@ -2,9 +2,11 @@
 import mxnet as mx
 import numpy as np
 import pytest
+from mxnet.gluon import rnn
 
 from gluon_ds2.loss import CTCLoss
-from gluon_ds2.model import DeepSpeech2, conv_output_length, output_length
+from gluon_ds2.model import (DeepSpeech2, RNNLayer, conv_output_length, output_length,
+                             use_fused_rnn)
 
 BINS = 161
 CLASSES = 29
@@ -243,3 +245,96 @@ def test_training_mode_batch_statistics_include_padded_frames():
     for name in tight:
         np.testing.assert_allclose(padded[name], tight[name], rtol=1e-4,
                                    atol=1e-5 * np.abs(tight[name]).max(), err_msg=name)
+def test_rnn_kernel_is_chosen_by_context():
+    assert use_fused_rnn(mx.cpu()) is False
+    assert use_fused_rnn(mx.cpu(1)) is False
+    assert use_fused_rnn(mx.gpu(0)) is True  # a context object only: no GPU needed
+
+
+def test_forward_selects_the_kernel_and_rebuilds_the_graph():
+    net = small_model()
+    utterances = [features(50, 1), features(33, 2)]
+    expected = run(net, utterances)
+    assert all(layer.fused is False for layer in net.rnns)
+    for layer in net.rnns:  # as if the block had last run on a GPU
+        layer.fused = True
+    np.testing.assert_array_equal(run(net, utterances), expected)
+    assert all(layer.fused is False for layer in net.rnns)
+
+
+def unpack(parameters, gates, input_size, hidden):
+    """One direction's vector -> i2h_weight, h2h_weight, i2h_bias, h2h_bias (numpy)."""
+    sizes = [gates * hidden * input_size, gates * hidden * hidden, gates * hidden,
+             gates * hidden]
+    assert parameters.size == sum(sizes)
+    parts = np.split(parameters, np.cumsum(sizes)[:-1])
+    return dict(i2h_weight=parts[0].reshape(gates * hidden, input_size),
+                h2h_weight=parts[1].reshape(gates * hidden, hidden),
+                i2h_bias=parts[2], h2h_bias=parts[3])
+
+
+@pytest.mark.parametrize('rnn_type, gates', [('lstm', 4), ('gru', 3), ('rnn_tanh', 1)])
+def test_both_kernels_and_gluons_fused_layer_agree(rnn_type, gates):
+    """One parameter set, three ways to run it: split (CPU), fused, and gluon.rnn's layer.
+
+    The lengths are all full, where the CPU's fused kernel is exact too.
+    """
+    steps, batch, inputs, hidden = 7, 3, 5, 4
+    layer = RNNLayer(rnn_type, hidden, inputs, bidirectional=True, prefix='rnn_')
+    layer.initialize()
+    x = mx.nd.array(np.random.RandomState(0).randn(steps, batch, inputs))
+    lengths = mx.nd.array([steps] * batch)
+    split = layer(x, lengths).asnumpy()
+    layer.fused = True
+    fused = layer(x, lengths).asnumpy()
+    np.testing.assert_allclose(fused, split, rtol=0, atol=1e-6)
+
+    options = dict(bidirectional=True, layout='TNC', input_size=inputs, prefix='rnn_')
+    reference = {'lstm': lambda: rnn.LSTM(hidden, **options),
+                 'gru': lambda: rnn.GRU(hidden, **options),
+                 'rnn_tanh': lambda: rnn.RNN(hidden, activation='tanh', **options)}[rnn_type]()
+    reference.initialize()
+    theirs = reference.collect_params()
+    for d in ('l', 'r'):
+        ours = unpack(getattr(layer, d + '0_parameters').data().asnumpy(), gates, inputs, hidden)
+        for name, value in ours.items():
+            theirs['rnn_%s0_%s' % (d, name)].set_data(mx.nd.array(value))
+    np.testing.assert_allclose(reference(x).asnumpy(), split, rtol=0, atol=1e-6)
+
+
+def test_initial_weights_are_tensorflows():
+    """Glorot-uniform kernels with TensorFlow's fans, forget-gate bias 1.0, zero biases."""
+    hidden, layers, filters = 16, 2, 4
+    net = DeepSpeech2(CLASSES, num_bins=BINS, rnn_hidden_size=hidden, rnn_hidden_layers=layers,
+                      conv_filters=filters)
+    # A default initializer that would show if the layers' own were ignored.
+    net.initialize(mx.init.Constant(7.0))
+    net(mx.nd.zeros((1, 1, 48, BINS)), mx.nd.array([48]))
+
+    def check_uniform(values, limit):
+        # U(-limit, limit): bounded by limit, filling it, variance limit^2 / 3.
+        assert np.abs(values).max() <= limit
+        assert np.abs(values).max() > 0.95 * limit
+        assert abs(values.var() / (limit ** 2 / 3) - 1) < 0.1
+
+    # tf.layers.conv2d kernel (kt, kf, in, out): fans kt*kf*in and kt*kf*out.
+    for conv, channels in zip(net.convs, (1, filters)):
+        kt, kf = conv.weight.shape[2:]
+        check_uniform(conv.weight.data().asnumpy(),
+                      np.sqrt(6.0 / (kt * kf * channels + kt * kf * filters)))
+    # BasicLSTMCell: one kernel (input + hidden, 4 * hidden); biases zero, forget_bias 1
+    # added to the forget gate, which is MXNet's second gate block.
+    input_size = filters * 81
+    for layer in net.rnns:
+        limit = np.sqrt(6.0 / (input_size + hidden + 4 * hidden))
+        for d in ('l', 'r'):
+            p = unpack(getattr(layer, d + '0_parameters').data().asnumpy(), 4, input_size,
+                       hidden)
+            check_uniform(np.concatenate([p['i2h_weight'], p['h2h_weight']], 1), limit)
+            expected = np.zeros(4 * hidden)
+            expected[hidden:2 * hidden] = 1.0
+            np.testing.assert_array_equal(p['i2h_bias'] + p['h2h_bias'], expected)
+        input_size = 2 * hidden
+    dense = net.output.weight.data().asnumpy()
+    check_uniform(dense, np.sqrt(6.0 / (2 * hidden + CLASSES)))
+    np.testing.assert_array_equal(net.output.bias.data().asnumpy(), 0)
