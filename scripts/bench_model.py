@@ -17,7 +17,7 @@ utterances, and inference (forward only) on 1 and on 8 utterances, all of
 ``--seconds`` seconds of noise (the arithmetic does not depend on what is said),
 with 14 label characters per second, about the rate of read speech.
 
-It also measures the float32 sgemm rate in the same process (before and after)
+It also measures the float32 sgemm rate in the same process (once per round)
 and counts each configuration's model FLOPs (:func:`gluon_ds2.model.forward_flops`;
 a training step counts 3 x forward). ``ours / plain`` is the time ratio, and
 ``of sgemm`` is model FLOPs / time / sgemm rate: how much of the machine a step uses.
@@ -173,15 +173,15 @@ def profile(run_once, path, steps):
 
 def markdown(rows, sgemm, args):
     lines = ['| size | mode | batch | ours s | plain s | ours / plain | ours audio s/s | '
-             'model GFLOP | ours of sgemm | plain of sgemm |',
-             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+             'model GFLOP | ours of sgemm | plain of sgemm | sgemm GFLOP/s |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for r in rows:
-        lines.append('| %s | %s | %d | %.3f | %.3f | **%.2f** | %.1f | %.1f | %.0f%% | %.0f%% |'
+        lines.append('| %s | %s | %d | %.3f | %.3f | **%.2f** | %.1f | %.1f | %.0f%% | %.0f%% | %.0f |'
                      % (r['size'], r['mode'], r['batch'], r['ours_s'], r['plain_s'],
                         r['ours_over_plain'], r['ours_audio_s_per_s'], r['gflop'],
-                        100 * r['ours_of_sgemm'], 100 * r['plain_of_sgemm']))
+                        100 * r['ours_of_sgemm'], 100 * r['plain_of_sgemm'], r['sgemm_gflops']))
     lines += ['', 'Median of %d alternated rounds after two warm-up calls each; %.0f s utterances; '
-              'sgemm %.0f GFLOP/s (in-run, %d threads); %d CPU cores.'
+              'sgemm measured in every round (median %.0f GFLOP/s, %d threads); %d CPU cores.'
               % (args.rounds, args.seconds, sgemm, args.threads, os.cpu_count())]
     return '\n'.join(lines) + '\n'
 
@@ -227,21 +227,24 @@ def main(argv=None):
     print('command: OMP_NUM_THREADS=%d python scripts/bench_model.py --rounds %d --seconds %s '
           '--sizes %s --out %s' % (args.threads, args.rounds, args.seconds, args.sizes, args.out),
           flush=True)
-    sgemm_before = sgemm_rate()
+    sgemm_rates = []  # measured in every round, so they share the rounds' load
     rows = []
     for size_name in args.sizes.split(','):
         for mode, batch_size in MODES:
             runners = {name: make_runner(name, size_name, mode, batch_size, args.seconds)
                        for name in ('ours', 'plain')}
             times = {name: [] for name in runners}
+            row_sgemm = []
             for _ in range(args.rounds):
+                row_sgemm.append(sgemm_rate())
                 for name, (run_once, _, _) in runners.items():
                     start = time.perf_counter()
                     run_once()
                     times[name].append(time.perf_counter() - start)
             row = dict(size=size_name, mode=mode, batch=batch_size,
                        gflop=runners['ours'][1] / 1e9, parameters=runners['ours'][2],
-                       times=times)
+                       times=times, sgemm_gflops=statistics.median(row_sgemm))
+            sgemm_rates += row_sgemm
             for name in runners:
                 row[name + '_s'] = statistics.median(times[name])
             row['ours_over_plain'] = row['ours_s'] / row['plain_s']
@@ -251,20 +254,19 @@ def main(argv=None):
                   % (size_name, mode, batch_size, row['ours_s'], row['plain_s'],
                      row['ours_over_plain']), flush=True)
             del runners
-    sgemm_after = sgemm_rate()
     if 'reference' in args.sizes.split(',') and args.profile_steps:
         # Last: the profiler slows every operator while it records.
         run_once = make_runner('ours', 'reference', 'train', 8, args.seconds)[0]
         profile(run_once, args.out + '_profile.txt', args.profile_steps)
-    sgemm = (sgemm_before + sgemm_after) / 2
+    sgemm = statistics.median(sgemm_rates)
     for row in rows:
         for name in ('ours', 'plain'):
-            row[name + '_of_sgemm'] = row['gflop'] / row[name + '_s'] / sgemm
+            row[name + '_of_sgemm'] = row['gflop'] / row[name + '_s'] / row['sgemm_gflops']
     table = markdown(rows, sgemm, args)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + '.json', 'w') as f:
         json.dump(dict(command=' '.join(['python'] + sys.argv), threads=args.threads,
-                       mxnet=mx.__version__, sgemm_gflops=[sgemm_before, sgemm_after],
+                       mxnet=mx.__version__, sgemm_gflops=sgemm_rates,
                        rows=rows), f, indent=2)
     with open(args.out + '.md', 'w') as f:
         f.write(table)
