@@ -24,6 +24,8 @@ RNN_TYPES = ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')
 # The reference's 'rnn' names TensorFlow's abstract RNNCell, which cannot be built; a plain
 # TensorFlow RNN cell (BasicRNNCell) is tanh, so 'rnn' means rnn_tanh here.
 RNN_TYPE_ALIASES = {'rnn': 'rnn_tanh'}
+# --dtype values (gluon_ds2.precision applies them).
+DTYPES = ('float32', 'bfloat16', 'float16')
 
 
 def parse_rnn_type(text):
@@ -180,6 +182,10 @@ class TrainConfig:
     num_threads: typing.Optional[int] = _flag(
         None, 'OpenMP threads for MXNet (default: $OMP_NUM_THREADS if set, else this '
               'host\'s cores shared by its processes). [gluon-ds2]')
+    dtype: str = _flag('float32', 'Arithmetic type of the convolutions and dense layers: '
+                                  'bfloat16 on CPU, float16 (with dynamic loss scaling) on GPU; '
+                                  'MXNet 1.9 keeps the RNNs in float32. [gluon-ds2]',
+                       choices=DTYPES)
 
 
 @dataclass

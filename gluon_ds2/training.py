@@ -37,6 +37,7 @@ from .devices import ctc_label_limit, describe_devices, select_devices
 from .distributed import setup as setup_distributed
 from .loss import CTCLoss
 from .model import DeepSpeech2, output_length
+from .precision import setup_precision
 from .progress import progress_bar
 from .resume import initial_state, restore_checkpoint
 from .sampler import EpochKeyedBatches, SortagradSampler, sorted_batches
@@ -89,8 +90,11 @@ def _mark_zero_gradients(params, devices):
                 data._fresh_grad = True
 
 
-def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
+def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient, loss_scale=1.0):
     """One optimizer step on a padded batch, split over this process's devices.
+
+    ``loss_scale`` multiplies the loss before backward (float16 training) and is
+    divided out of the gradients before clipping and the update.
 
     Returns
     -------
@@ -118,7 +122,7 @@ def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
                                         split(out_lengths), split(label_lengths)):
                 losses.append(loss_fn(net(x, xl), y, ol, yl))
             # Mean over this process's batch: summed over devices, averaged over ranks.
-            objectives = [loss.sum() / count for loss in losses]
+            objectives = [loss.sum() * (loss_scale / count) for loss in losses]
         autograd.backward(objectives)
         # Idle devices' BatchNorm statistics follow the first device's, so that
         # the average over devices is the busy devices' average.
@@ -130,11 +134,12 @@ def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)  # NaN is handled below, not warned about
         import gluonnlp
-        max_norm = clip_gradient if clip_gradient > 0 else float('inf')
+        max_norm = clip_gradient * loss_scale if clip_gradient > 0 else float('inf')
         norm = float(gluonnlp.utils.clip_grad_global_norm(params, max_norm).asscalar())
+        norm /= loss_scale
     finite = bool(np.isfinite(norm))
     if finite:
-        trainer.update(1)
+        trainer.update(loss_scale)  # the optimizer divides the gradients by loss_scale
     else:
         for param, saved in zip(statistics, saved_statistics):
             for data, copy in zip(param.list_data(), saved):
@@ -172,11 +177,12 @@ def _audio_seconds(feature_lengths, cfg):
 
 
 def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, log, save,
-                    interrupt):
+                    interrupt, loss_scaler=None):
     """Train until the loader is exhausted, max_steps is reached, or a signal arrives.
 
     ``state`` (epoch, batch_in_epoch, global_step, ...) is updated in place;
-    ``save()`` writes a checkpoint of the current state.
+    ``save()`` writes a checkpoint of the current state. ``loss_scaler``
+    (:class:`~gluon_ds2.precision.LossScaler`, float16) scales each step's loss.
     """
     t = cfg.train
     bar = progress_bar(total=len(loader) + state['batch_in_epoch'],
@@ -189,7 +195,10 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
             continue
         state['skipped_files'] += len(batch[4])
         loss, norm, finite = train_step(net, trainer, loss_fn, batch, contexts, dist,
-                                        t.clip_gradient)
+                                        t.clip_gradient,
+                                        loss_scaler.scale if loss_scaler else 1.0)
+        if loss_scaler:
+            loss_scaler.update(finite)
         state['batch_in_epoch'] += 1
         bar.update(1)
         if not finite:
@@ -297,8 +306,9 @@ def run(cfg):
                                   num_parts=dist.size, part_index=dist.rank)
     eval_loader = _make_loader(eval_set, eval_batches, cfg.data.num_workers)
 
+    loss_scaler = setup_precision(t.dtype, contexts)  # before the model is built
     net = DeepSpeech2.from_config(cfg.model, vocab.num_classes, cfg.audio.num_bins)
-    net.initialize(mx.init.Xavier(magnitude=2.0), ctx=contexts)
+    net.initialize(ctx=contexts)  # each layer has the reference's initializer
     net.hybridize(static_alloc=True, static_shape=False)
     # Deferred initialization: a forward pass on every rank creates the
     # parameters before they are broadcast from rank 0. In training mode: on
@@ -340,7 +350,7 @@ def run(cfg):
         while state['epoch'] < t.train_epochs:
             sampler.set_epoch(state['epoch'], start_batch=state['batch_in_epoch'])
             train_one_epoch(net, trainer, loss_fn, train_loader, contexts, dist, cfg, state, log,
-                            save, interrupt)
+                            save, interrupt, loss_scaler)
             if state['batch_in_epoch'] < sampler.num_batches():  # signal or max_steps
                 save()
                 break

@@ -466,3 +466,26 @@ def test_evaluation_scores_utterances_ctc_cannot_align(demo_manifests, tmp_path)
                   '--which=latest'])
     assert scored.returncode == 0, scored.stderr
     assert 'WER (corpus)      %.4f' % evals[-1]['wer'] in scored.stdout
+
+
+def test_loss_scale_is_divided_out_of_the_update(tiny_setup):
+    """A float16 loss scale changes nothing in exact arithmetic: same norm, same weights."""
+    s = tiny_setup
+    start = {name: p.data().copy() for name, p in s.net.collect_params().items()}
+    results = {}
+    for scale in (1.0, 1024.0):
+        for name, p in s.net.collect_params().items():
+            p.set_data(start[name])
+        trainer = gluon.Trainer(s.net.collect_params(), 'adam', {'learning_rate': 1e-3},
+                                update_on_kvstore=False)
+        # A clip threshold below the norm, so the clipping's scaling is tested too.
+        loss, norm, finite = train_step(s.net, trainer, CTCLoss(), s.batches[0], [mx.cpu()],
+                                        Distributed(), 1.0, loss_scale=scale)
+        assert finite and norm > 1.0
+        results[scale] = loss, norm, snapshot(s.net, trainer)[0]
+    (loss, norm, params), (scaled_loss, scaled_norm, scaled_params) = results.values()
+    assert scaled_loss == pytest.approx(loss, rel=1e-6)
+    assert scaled_norm == pytest.approx(norm, rel=1e-5)
+    for name, value in params.items():
+        np.testing.assert_allclose(scaled_params[name], value, rtol=1e-4, atol=1e-6,
+                                   err_msg=name)

@@ -1,0 +1,90 @@
+"""Reduced-precision training: ``--dtype`` and dynamic loss scaling.
+
+``float32`` is the default. ``bfloat16`` (CPU, oneDNN) and ``float16`` (GPU) go
+through ``mxnet.contrib.amp``, which must patch MXNet's operators before the
+model is built: convolutions and dense layers then run in the reduced type,
+while MXNet 1.9.1 keeps the RNN operator in float32 (it has no bfloat16 kernel:
+``mx.nd.RNN`` on bfloat16 inputs fails with "Unknown type enum 12"; see the
+README). Parameters and the optimizer stay float32.
+
+float16 gradients underflow without loss scaling: :class:`LossScaler` multiplies
+the loss by a scale, and the training step divides it out of the gradients. A
+step whose gradients overflow is skipped and halves the scale; the scale doubles
+again after ``growth_interval`` good steps in a row.
+"""
+import logging
+
+from .config import DTYPES
+
+__all__ = ['LossScaler', 'setup_precision']
+
+logger = logging.getLogger(__name__)
+
+
+class LossScaler:
+    """Dynamic loss scale for float16 training.
+
+    Parameters
+    ----------
+    scale : float
+        Initial scale (2 ** 16, as MXNet's and PyTorch's scalers).
+    growth_interval : int
+        Good steps in a row after which the scale doubles.
+    factor : float
+        What an overflow divides the scale by, and growth multiplies it by.
+    min_scale : float
+        The scale never drops below this.
+    """
+
+    def __init__(self, scale=2.0 ** 16, growth_interval=2000, factor=2.0, min_scale=1.0):
+        if growth_interval < 1 or factor <= 1 or scale < min_scale:
+            raise ValueError('LossScaler needs growth_interval >= 1, factor > 1 and '
+                             'scale >= min_scale; got %r, %r, %r, %r'
+                             % (growth_interval, factor, scale, min_scale))
+        self.scale = float(scale)
+        self.growth_interval = growth_interval
+        self.factor = factor
+        self.min_scale = min_scale
+        self.good_steps = 0
+
+    def update(self, finite):
+        """Record one step's outcome; returns True if the step's update may be applied.
+
+        An overflow (``finite`` False) means the update must be skipped: the
+        scale is divided by ``factor`` and the count of good steps restarts.
+        """
+        if not finite:
+            self.scale = max(self.scale / self.factor, self.min_scale)
+            self.good_steps = 0
+            logger.debug('gradient overflow: loss scale now %g', self.scale)
+            return False
+        self.good_steps += 1
+        if self.good_steps >= self.growth_interval:
+            self.scale *= self.factor
+            self.good_steps = 0
+        return True
+
+
+def setup_precision(dtype, contexts):
+    """Prepare ``dtype`` training on ``contexts``; call before the model is built.
+
+    Returns a :class:`LossScaler` for float16, else None. Raises ValueError for a
+    dtype the devices cannot run (bfloat16 is MXNet's oneDNN CPU path, float16
+    its GPU path).
+    """
+    if dtype not in DTYPES:
+        raise ValueError('--dtype must be one of %s; got %r' % (', '.join(DTYPES), dtype))
+    if dtype == 'float32':
+        return None
+    on_gpu = {c.device_type for c in contexts} == {'gpu'}
+    if dtype == 'float16' and not on_gpu:
+        raise ValueError('--dtype=float16 needs GPUs (MXNet has no float16 CPU kernels for '
+                         'these layers); on CPU use --dtype=bfloat16')
+    if dtype == 'bfloat16' and on_gpu:
+        raise ValueError('--dtype=bfloat16 runs on CPU only in MXNet 1.9 (oneDNN); on GPUs '
+                         'use --dtype=float16')
+    from mxnet.contrib import amp
+    amp.init(target_dtype=dtype)
+    logger.info('%s: convolutions and dense layers in %s, RNN and parameters in float32',
+                dtype, dtype)
+    return LossScaler() if dtype == 'float16' else None
