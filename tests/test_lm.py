@@ -109,3 +109,28 @@ def test_bad_sentences(tmp_path):
         write_arpa(['', '  '], str(tmp_path / 'x.arpa'))
     with pytest.raises(ValueError, match='reserved word'):
         write_arpa(['the <unk> sat'], str(tmp_path / 'x.arpa'))
+
+
+def test_build_lm_script_reads_gzipped_text_and_manifests(tmp_path):
+    import gzip
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+    text = tmp_path / 'lm-norm.txt.gz'
+    with gzip.open(text, 'wt', encoding='ascii') as f:
+        f.write('THE CAT SAT ON THE MAT\nTHE CAT SAT\nA DOG SAT\n')
+    manifest = tmp_path / 'train.csv'
+    manifest.write_text('wav_filename\twav_filesize\ttranscript\n/x.wav\t1\tthe dog ate\n')
+    output = tmp_path / 'lm.arpa'
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'scripts' / 'build_lm.py'), str(text), str(manifest),
+         '--order', '3', '--min_count', '2', '--output', str(output)],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # Seen twice or more: bigrams <s> the, the cat, cat sat, sat </s>; trigrams <s> the cat,
+    # the cat sat.
+    assert 'from 4 sentences' in result.stdout and '4 2-grams, 2 3-grams' in result.stdout
+    model = kenlm.Model(str(output))
+    assert 'cat' in model and 'ate' in model and 'CAT' not in model
+    assert log10_prob(model, ['the'], 'cat') > log10_prob(model, ['the'], 'dog')
