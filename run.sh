@@ -127,7 +127,10 @@ fail() { echo "run.sh: $*" >&2; exit 1; }
 T_START=$(now)
 stage_start "environment"
 sh scripts/setup_env.sh
-PY="$ROOT/.venv/bin/python"
+VENV=$(sh scripts/setup_env.sh --print-venv)  # .venv, or .venv-gpu on a GPU machine
+PY="$VENV/bin/python"
+# The GPU variant's CUDA 11 libraries; horovodrun passes LD_LIBRARY_PATH on to its ranks.
+if [ -f "$VENV/bin/cuda-env.sh" ]; then . "$VENV/bin/cuda-env.sh"; fi
 stage_end
 
 if [ -f "$MODEL_DIR/checkpoints.json" ] && [ -z "$MODE" ]; then
@@ -205,7 +208,7 @@ if [ -n "$MAX_FREQ" ]; then set -- "$@" --max_freq="$MAX_FREQ"; fi
 if [ "$TASK" = librispeech ]; then set -- "$@" --num_gpus=-1 --wer_threshold=0.23; fi
 if [ "$NP" -gt 1 ]; then
     # shellcheck disable=SC2086
-    "$ROOT/.venv/bin/horovodrun" -np "$NP" -H "${HOSTS:-localhost:$NP}" --gloo \
+    "$VENV/bin/horovodrun" -np "$NP" -H "${HOSTS:-localhost:$NP}" --gloo \
         "$PY" train.py "$@" $TRAIN_EXTRA
 else
     # shellcheck disable=SC2086

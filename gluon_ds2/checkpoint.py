@@ -4,9 +4,10 @@ A checkpoint is one file, ``ckpt-<step>.ckpt``: an uncompressed zip holding
 ``params`` (``save_parameters``), the optimizer state (optional: ``optimizer``,
 a pickle of the updater's state and optimizer whose arrays are kept apart in
 ``optimizer_arrays``, an ``mx.nd.save`` file) and ``meta.json`` (the full
-:class:`~gluon_ds2.config.Config`, the vocabulary, epoch, position in the epoch's batch order, global step, metrics). The config
-and vocabulary are enough to rebuild the model, so ``evaluate.py`` and
-transcription need no flags.
+:class:`~gluon_ds2.config.Config`, the vocabulary, epoch, position in the
+epoch's batch order, global step, metrics). The config and vocabulary are
+enough to rebuild the model, so ``evaluate.py`` and transcription need no
+flags.
 
 Every file is written to a temporary name, fsynced and renamed, so a crash or
 ``kill -9`` leaves either the old file or the new one (and temporary files,

@@ -7,10 +7,11 @@ come from the manifest's ``wav_filesize`` (16-bit mono PCM WAV with the
 sample of files confirm that layout; otherwise from every file's header. A
 file is then first opened when it is read, where a missing file is skipped
 and a length the size misjudged is checked again. What fails is skipped and
-counted, or raised with the manifest and line named, by ``on_error``. ``SpeechDataset`` then reads, augments (training
-only: waveform, then SpecAugment) and featurizes one utterance per item; a file
-that breaks only when read in full (a truncated FLAC) becomes a skip marker the
-batchify function drops and counts.
+counted, or raised with the manifest and line named, by ``on_error``.
+``SpeechDataset`` then reads, augments (training only: waveform, then
+SpecAugment) and featurizes one utterance per item; a file that breaks only
+when read in full (a truncated FLAC) becomes a skip marker the batchify
+function drops and counts.
 """
 import collections
 import logging

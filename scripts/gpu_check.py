@@ -58,8 +58,10 @@ def environment():
     """What the report's first table shows: software, build and GPUs."""
     features = mx.runtime.Features()
     build = [name for name in ('CUDA', 'CUDNN', 'NCCL', 'MKLDNN') if features.is_enabled(name)]
-    smi = run_command(['nvidia-smi', '--query-gpu=index,name,driver_version,memory.total',
-                       '--format=csv,noheader'])
+    query = 'index,name,driver_version,memory.total'
+    smi = run_command(['nvidia-smi', '--query-gpu=%s,compute_cap' % query,
+                       '--format=csv,noheader']) or \
+        run_command(['nvidia-smi', '--query-gpu=' + query, '--format=csv,noheader'])
     info = {
         'gluon-ds2': run_command(['git', '-C', REPO_ROOT, 'describe', '--always', '--dirty'])
         or 'unknown',
@@ -264,6 +266,14 @@ def child_json(command):
     return json.loads(lines[-1])
 
 
+def guarded(check, *args):
+    """``check(*args)``, or a failed result naming the exception (e.g. no kernel image)."""
+    try:
+        return check(*args)
+    except Exception as err:  # the report must still come out
+        return False, 'error: %s: %s' % (type(err).__name__, str(err).splitlines()[0][:300]), {}
+
+
 def report(info, checks, gpus):
     lines = ['## gluon-ds2 gpu_check', '', '    python scripts/gpu_check.py %s'
              % ' '.join(sys.argv[1:]), '', '| | |', '|---|---|']
@@ -276,6 +286,9 @@ def report(info, checks, gpus):
     if not gpus:
         lines.append('No GPU was found: the checks ran on CPU contexts (cpu(1) in place of '
                      'gpu(0)). On a GPU machine they compare gpu(0) with the CPU.')
+    lines.append('mxnet-cu112 1.9.1 carries GPU kernels for compute capabilities 5.0, 6.0, 7.0, '
+                 '8.0 and 8.6 (no PTX): Maxwell to Ampere and Ada run, Hopper (9.0) and later '
+                 'fail with "no kernel image is available".')
     failed = [name for name, (ok, _, _) in checks.items() if ok is False]
     lines.append('Result: %s' % ('FAILED: ' + ', '.join(failed) if failed else
                                  'all checks passed'))
@@ -307,12 +320,12 @@ def main(argv=None):
     gpus = mx.context.num_gpus()
     reference, device, all_devices = devices()
     checks = {}
-    checks['devices agree'] = check_devices_agree(reference, device)
-    checks['local gradient reduction'] = check_local_reduction(all_devices)
-    checks['mixed precision step'] = check_mixed_precision(device)
-    checks['horovodrun -np 2 allreduce'] = check_horovod(gpus)
-    checks['throughput'] = check_throughput(
-        device if gpus else reference, args.batch_size or (32 if gpus else 2),
+    checks['devices agree'] = guarded(check_devices_agree, reference, device)
+    checks['local gradient reduction'] = guarded(check_local_reduction, all_devices)
+    checks['mixed precision step'] = guarded(check_mixed_precision, device)
+    checks['horovodrun -np 2 allreduce'] = guarded(check_horovod, gpus)
+    checks['throughput'] = guarded(
+        check_throughput, device if gpus else reference, args.batch_size or (32 if gpus else 2),
         args.utterance_seconds or (10.0 if gpus else 2.0), args.steps or (5 if gpus else 1))
     text, passed = report(info, checks, gpus)
     print(text)

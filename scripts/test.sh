@@ -8,5 +8,7 @@
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 sh "$ROOT/scripts/setup_env.sh"
+VENV=$(sh "$ROOT/scripts/setup_env.sh" --print-venv)
+if [ -f "$VENV/bin/cuda-env.sh" ]; then . "$VENV/bin/cuda-env.sh"; fi
 cd "$ROOT"
-PATH="$ROOT/.venv/bin:$PATH" exec "$ROOT/.venv/bin/python" -m pytest "$@"
+PATH="$VENV/bin:$PATH" exec "$VENV/bin/python" -m pytest "$@"
