@@ -118,7 +118,8 @@ if [ ! -f "$PACKAGES_STAMP" ] || [ "$(cat "$PACKAGES_STAMP")" != "$WANT" ]; then
         # The nvidia-*-cu11 wheels' library folders, for every process of this venv.
         LIB_DIRS=$("$VENV/bin/python" -c "
 import glob, os, sysconfig
-print(':'.join(sorted(glob.glob(os.path.join(sysconfig.get_paths()['purelib'], 'nvidia', '*', 'lib')))))")
+nvidia = os.path.join(sysconfig.get_paths()['purelib'], 'nvidia')
+print(':'.join(sorted(glob.glob(os.path.join(nvidia, '*', 'lib')))))")
         cat > "$CUDA_ENV" <<EOF
 # Written by scripts/setup_env.sh: the CUDA 11 libraries mxnet-cu112 loads, from the
 # nvidia-*-cu11 wheels. Source it before python or horovodrun (run.sh and bin/activate do).
