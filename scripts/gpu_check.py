@@ -275,8 +275,8 @@ def guarded(check, *args):
 
 
 def report(info, checks, gpus):
-    lines = ['## gluon-ds2 gpu_check', '', '    python scripts/gpu_check.py %s'
-             % ' '.join(sys.argv[1:]), '', '| | |', '|---|---|']
+    command = ' '.join(['python scripts/gpu_check.py'] + sys.argv[1:])
+    lines = ['## gluon-ds2 gpu_check', '', '    ' + command, '', '| | |', '|---|---|']
     lines += ['| %s | %s |' % (key, value) for key, value in info.items()]
     lines += ['', '| check | result | detail |', '|---|---|---|']
     for name, (ok, detail, _) in checks.items():
