@@ -134,6 +134,13 @@ EOF
     echo "$WANT" > "$PACKAGES_STAMP"
 fi
 
+if [ "$VARIANT" = gpu ] && ! (. "$CUDA_ENV"; "$VENV/bin/python" -c 'import mxnet') 2>/dev/null
+then
+    (. "$CUDA_ENV"; "$VENV/bin/python" -c 'import mxnet') 2>&1 | tail -1 >&2
+    echo "[setup] mxnet-cu112 does not load (above). libcuda.so.1 comes with the NVIDIA driver:" \
+         "is it installed? Horovod's build imports mxnet, so it stops here." >&2
+    exit 1
+fi
 if ! horovod_built; then
     echo "[setup] building Horovod 0.28.1 against $MXNET (a few minutes)" >&2
     if [ -n "$NVCC_HOME" ]; then
