@@ -90,6 +90,11 @@ def forward_flops(model_config, num_bins, frames, batch_size, num_classes):
     return flops + 2 * batch_size * time_steps * inputs * num_classes
 
 
+def _check_rnn_type(rnn_type):
+    if rnn_type not in RNN_GATES:
+        raise ValueError('rnn_type must be one of %s; got %r' % (', '.join(RNN_GATES), rnn_type))
+
+
 def use_fused_rnn(context):
     """Whether a layer on ``context`` runs the fused bidirectional kernel.
 
@@ -154,9 +159,7 @@ class RNNLayer(gluon.HybridBlock):
 
     def __init__(self, rnn_type, hidden_size, input_size, bidirectional=True, **kwargs):
         super().__init__(**kwargs)
-        if rnn_type not in RNN_GATES:
-            raise ValueError('rnn_type must be one of %s; got %r'
-                             % (', '.join(RNN_GATES), rnn_type))
+        _check_rnn_type(rnn_type)
         self.rnn_type = rnn_type
         self.hidden_size = hidden_size
         self.input_size = input_size
@@ -234,9 +237,7 @@ class DeepSpeech2(gluon.HybridBlock):
                  batch_norm_decay=BN_MOMENTUM,
                  **kwargs):
         super().__init__(**kwargs)
-        if rnn_type not in RNN_GATES:
-            raise ValueError('rnn_type must be one of %s; got %r'
-                             % (', '.join(RNN_GATES), rnn_type))
+        _check_rnn_type(rnn_type)
         directions = 2 if is_bidirectional else 1
         self.conv_filters = conv_filters
         with self.name_scope():
