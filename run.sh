@@ -51,7 +51,7 @@ environment (defaults in brackets):
   DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
   LM_ORDER, LM_MIN_COUNT n-gram order and pruning (n-grams seen fewer times dropped) [3, 2]
   LM_ALPHAS, LM_BETAS    grid of LM weights and word bonuses tuned on dev
-                  [0.25,0.5,0.75,1,1.5 and 0,0.5,1,2]
+                  [0.35,0.5,0.75 and 0.5,1,2]
   NUM_WORKERS     DataLoader workers [1]
   TRANSCRIBE_FILES how many test files to transcribe at the end [3]
 EOF
@@ -225,7 +225,7 @@ if "$PY" -c "import pyctcdecode, kenlm" 2>/dev/null; then
     "$PY" scripts/build_lm.py "$LM_TEXT" --order "$LM_ORDER" --min_count "$LM_MIN_COUNT" \
         --output "$LM"
     "$PY" scripts/tune_lm.py "$MODEL_DIR" --lm "$LM" --eval_data_dir "$EVAL_CSV" \
-        --alphas "${LM_ALPHAS:-0.25,0.5,0.75,1,1.5}" --betas "${LM_BETAS:-0,0.5,1,2}" \
+        --alphas "${LM_ALPHAS:-0.35,0.5,0.75}" --betas "${LM_BETAS:-0.5,1,2}" \
         --output "$MODEL_DIR/tune_lm.json" --plot "$MODEL_DIR/tune_lm.png"
     read -r ALPHA BETA <<EOF
 $("$PY" -c "import json, sys; best = json.load(open(sys.argv[1]))['best']
