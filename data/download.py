@@ -9,14 +9,17 @@ WAV files and one manifest lists them (see :mod:`gluon_ds2.manifest`). The
 layout is the reference's, so its run script's paths work unchanged::
 
     <data_dir>/<split>.tar.gz                           the tarball while it is needed
-    <data_dir>/<split>/.extracted                       written once extraction finished
+    <data_dir>/<split>/.extracted                       written once extraction finished: the
+                                                        MD5 of the tarball it came from
     <data_dir>/<split>/LibriSpeech/<split>/<speaker>/<chapter>/*.flac, *.trans.txt
     <data_dir>/<split>/LibriSpeech/<split>-wav/<utterance>.wav
     <data_dir>/<split>/LibriSpeech/<split>.csv          the manifest, rows sorted by utterance id
 
 Every step can be interrupted and run again: a download resumes from its
 ``.part`` file with an HTTP range request, a verified tarball is not fetched
-again, an extracted split is not extracted again, a WAV is written to a
+again, a split extracted from a tarball with the expected checksum is not
+extracted again (one from another tarball, such as an older demo corpus, is
+deleted and redone), a WAV is written to a
 temporary name and renamed (so an existing WAV is complete and is kept), and
 the manifest comes out byte-identical. Tarballs are deleted once extracted
 unless ``--keep_tarballs`` is given. To redo a split from scratch, delete
@@ -39,6 +42,7 @@ import os
 import sys
 import pathlib
 import re
+import shutil
 import tarfile
 import urllib.error
 import urllib.parse
@@ -81,6 +85,7 @@ SAMPLE_RATE = 16000
 _CHUNK_BYTES = 1 << 20
 _TIMEOUT_S = 60
 _MD5_LINE = re.compile(r'([0-9a-fA-F]{32}) [ *](.+)')
+_MD5_HEX = re.compile(r'[0-9a-f]{32}')
 _TRANSCRIPT_LINE = re.compile(r'(\d+-\d+-\d+) (.*)')
 
 
@@ -408,6 +413,20 @@ def convert_split(source_dir, wav_dir, workers=1):
             for u in sorted(utterances)]
 
 
+def _read_marker(path):
+    """MD5 recorded in a split's ``.extracted`` marker; '' if it has none, None if no marker.
+
+    Markers of earlier versions hold the split's name: they name no checksum, so
+    that extraction is done again.
+    """
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return None
+    return text if _MD5_HEX.fullmatch(text) else ''
+
+
 def prepare_split(split, data_dir, mirror=OFFICIAL_MIRROR, expected_md5=None, workers=1,
                   keep_tarball=False):
     """Download, extract and convert one split and write its manifest.
@@ -423,17 +442,23 @@ def prepare_split(split, data_dir, mirror=OFFICIAL_MIRROR, expected_md5=None, wo
     librispeech_dir = os.path.join(split_dir, 'LibriSpeech')
     extracted_marker = os.path.join(split_dir, '.extracted')
     tarball = os.path.join(data_dir, split + '.tar.gz')
-    if os.path.exists(extracted_marker):
+    extracted_from = _read_marker(extracted_marker)
+    if extracted_from is not None and expected_md5 in (None, extracted_from):
         logger.info('%s is already extracted', split_dir)
     else:
+        if extracted_from is not None:
+            logger.info('%s was extracted from another tarball (md5 %s, expected %s): '
+                        'extracting it again', split_dir, extracted_from, expected_md5)
+            shutil.rmtree(split_dir)
         os.makedirs(data_dir, exist_ok=True)
         download_file(tarball_url(mirror, split + '.tar.gz'), tarball, expected_md5)
         safe_extract(tarball, split_dir)
         if not os.path.isdir(os.path.join(librispeech_dir, split)):
             raise ValueError('%s holds no LibriSpeech/%s/ directory; is --mirror a LibriSpeech '
                              'mirror?' % (tarball, split))
-        with open(extracted_marker, 'w') as f:
-            f.write(split + '\n')
+        with open(extracted_marker + '.tmp', 'w') as f:
+            f.write('%s\n' % (expected_md5 or ''))
+        os.replace(extracted_marker + '.tmp', extracted_marker)
         if not keep_tarball:
             os.remove(tarball)
     rows = convert_split(os.path.join(librispeech_dir, split),

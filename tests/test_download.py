@@ -194,6 +194,50 @@ def test_prepare_split_from_local_directory_mirror(mirror, tmp_path):
     assert os.path.exists(os.path.join(data_dir, 'dev-clean', '.extracted'))
 
 
+def test_a_split_from_another_tarball_is_extracted_again(mirror, tmp_path):
+    """A mirror whose tarball changed (a remade demo corpus) replaces what was extracted."""
+    data_dir = str(tmp_path / 'data')
+    checksums = download.resolve_checksums(mirror)
+    download.prepare_split('dev-clean', data_dir, mirror, checksums['dev-clean'])
+    marker = os.path.join(data_dir, 'dev-clean', '.extracted')
+    assert read_bytes(marker).decode().strip() == checksums['dev-clean']
+    other_mirror = str(tmp_path / 'other_mirror')
+    kept = {u: v for u, v in UTTERANCES['dev-clean'].items() if u.startswith('84-')}
+    build_split(str(tmp_path / 'sources'), 'dev-clean', kept)
+    tarball = os.path.join(other_mirror, 'dev-clean.tar.gz')
+    os.makedirs(other_mirror)
+    with tarfile.open(tarball, 'w:gz') as tar:
+        tar.add(str(tmp_path / 'sources' / 'LibriSpeech' / 'dev-clean'), 'LibriSpeech/dev-clean')
+    manifest_path, rows = download.prepare_split('dev-clean', data_dir, other_mirror,
+                                                 md5_of(tarball))
+    assert rows == 2 and sorted(read_manifest(manifest_path)['wav_filename']) == sorted(
+        os.path.join(data_dir, 'dev-clean', 'LibriSpeech', 'dev-clean-wav', u + '.wav')
+        for u in kept)
+    assert sorted(os.listdir(os.path.join(data_dir, 'dev-clean', 'LibriSpeech', 'dev-clean',
+                                          '84'))) == ['121123']
+    assert read_bytes(marker).decode().strip() == md5_of(tarball)
+    # the same tarball again: nothing to extract
+    stamp = os.stat(marker).st_mtime_ns
+    download.prepare_split('dev-clean', data_dir, other_mirror, md5_of(tarball))
+    assert os.stat(marker).st_mtime_ns == stamp
+
+
+def test_a_marker_without_checksum_is_extracted_again(mirror, tmp_path):
+    data_dir = str(tmp_path / 'data')
+    checksums = download.resolve_checksums(mirror)
+    download.prepare_split('test-clean', data_dir, mirror, checksums['test-clean'])
+    marker = os.path.join(data_dir, 'test-clean', '.extracted')
+    with open(marker, 'w') as f:
+        f.write('test-clean\n')     # what earlier versions wrote
+    stray = os.path.join(data_dir, 'test-clean', 'LibriSpeech', 'test-clean', 'stray.txt')
+    with open(stray, 'w') as f:
+        f.write('left over\n')
+    download.prepare_split('test-clean', data_dir, mirror, checksums['test-clean'])
+    assert not os.path.exists(stray)
+    assert read_bytes(marker).decode().strip() == checksums['test-clean']
+    check_prepared_split(data_dir, 'test-clean')
+
+
 @pytest.mark.slow
 def test_cli_over_http_then_rerun_is_byte_identical(server, tmp_path):
     data_dir = str(tmp_path / 'data')
