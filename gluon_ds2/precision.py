@@ -16,7 +16,7 @@ import logging
 
 from .config import DTYPES
 
-__all__ = ['LossScaler', 'setup_precision']
+__all__ = ['LossScaler', 'setup_precision', 'add_dtype_argument']
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +88,11 @@ def setup_precision(dtype, contexts):
     logger.info('%s: convolutions and dense layers in %s, RNN and parameters in float32',
                 dtype, dtype)
     return LossScaler() if dtype == 'float16' else None
+
+
+def add_dtype_argument(parser):
+    """``--dtype`` for the inference entry points (training has it in its config)."""
+    parser.add_argument('--dtype', choices=DTYPES, default='float32',
+                        help='arithmetic type of the convolutions and the dense layer: '
+                             'bfloat16 on CPU, float16 on GPU; the RNNs stay float32')
+    return parser

@@ -16,6 +16,7 @@ from .dataset import SpeechDataset, load_entries
 from .devices import select_devices
 from .inference import add_decoder_arguments, load_model, make_decoder, predict
 from .metrics import ErrorRateAccumulator
+from .precision import add_dtype_argument, setup_precision
 from .progress import progress_bar
 from .sampler import sorted_batches
 
@@ -88,6 +89,7 @@ def add_arguments(parser):
     parser.add_argument('--num_gpus', type=int, default=None,
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
     parser.add_argument('--num_workers', type=int, default=1)
+    add_dtype_argument(parser)
     add_decoder_arguments(parser)
     parser.add_argument('--output', default=None,
                         help='per-utterance results, .jsonl or .csv (default: '
@@ -135,6 +137,7 @@ def format_report(result, stats, worst):
 def run(args):
     """Evaluate a checkpoint as ``evaluate.py`` was asked; returns (result, stats, output path)."""
     contexts = select_devices(num_gpus=args.num_gpus)
+    setup_precision(args.dtype, contexts)  # before the model is built
     net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
     manifests = args.eval_data_dir or cfg.data.eval_data_dir
     logger.info('checkpoint %s (epoch %s, step %s); scoring %s', path, meta.get('epoch'),

@@ -40,8 +40,9 @@ import mxnet as mx
 import numpy as np
 
 from .devices import select_devices
-from .inference import add_decoder_arguments, load_model, make_decoder, predict
 from .featurizer import AudioError, featurize, read_audio
+from .inference import add_decoder_arguments, load_model, make_decoder, predict
+from .precision import add_dtype_argument, setup_precision
 
 __all__ = ['frame_energies', 'split_windows', 'is_silent', 'transcribe_samples',
            'add_arguments', 'run', 'main']
@@ -163,6 +164,7 @@ def add_arguments(parser):
                         help='windows per forward pass')
     parser.add_argument('--num_gpus', type=int, default=None,
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
+    add_dtype_argument(parser)
     add_decoder_arguments(parser)
     return parser
 
@@ -173,6 +175,7 @@ def run(args, out=sys.stdout, err=sys.stderr):
     Raises ``ValueError``/``RuntimeError`` for a checkpoint or flags that cannot be used.
     """
     contexts = select_devices(num_gpus=args.num_gpus)
+    setup_precision(args.dtype, contexts)  # before the model is built
     net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
     logger.info('checkpoint %s (epoch %s, step %s)', path, meta.get('epoch'),
                 meta.get('global_step'))

@@ -201,3 +201,21 @@ def test_model_dir_without_checkpoints_and_missing_manifest_are_one_line_errors(
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('evaluate.py: error: ') and str(missing) in last, last
+
+
+def test_bfloat16_scores_as_float32_does(model_dir):
+    """--dtype bfloat16 (convs and dense layer in bfloat16): the same error rates, nearly."""
+    rates = {}
+    for dtype in ('float32', 'bfloat16'):
+        result = evaluate(model_dir, '--dtype', dtype, '--num_workers=0',
+                          '--output', model_dir / ('%s.jsonl' % dtype))
+        assert result.returncode == 0, result.stderr
+        rates[dtype] = printed_rate(result.stdout, 'WER'), printed_rate(result.stdout, 'CER')
+    assert 'convolutions and dense layers in bfloat16' in result.stderr
+    assert rates['bfloat16'] == pytest.approx(rates['float32'], abs=0.02)
+
+
+def test_float16_on_cpu_is_a_one_line_error(model_dir):
+    result = evaluate(model_dir, '--dtype', 'float16')
+    assert result.returncode != 0
+    assert '--dtype=float16 needs GPUs' in result.stderr.strip().splitlines()[-1]
