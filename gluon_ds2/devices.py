@@ -60,7 +60,7 @@ def select_devices(devices=None, num_gpus=None, local_rank=0, local_size=1, visi
         ``--devices``; overrides ``num_gpus``.
     num_gpus : int or None
         ``--num_gpus``: None = 1 if a GPU is visible, else 0 (the reference's
-        default); -1 = all of this process's GPUs; 0 = the CPU.
+        default); -1 = all of this process's GPUs (the CPU if there are none); 0 = the CPU.
     local_rank, local_size : int
         This process's place among the processes of this host (Horovod).
     visible : int or None
@@ -85,7 +85,8 @@ def select_devices(devices=None, num_gpus=None, local_rank=0, local_size=1, visi
                              'GPUs per process with CUDA_VISIBLE_DEVICES'
                              % (devices, local_size, len(gpus)))
         return chosen
-    if num_gpus is None:
+    if num_gpus is None or (num_gpus == -1 and not visible):
+        # The reference's default, and "all GPUs" on a host that has none: the CPU.
         num_gpus = 1 if visible else 0
     if num_gpus == 0:
         return [mx.cpu()]

@@ -30,6 +30,8 @@ PINNED = {'CUDA_VISIBLE_DEVICES': '3'}
     (None, None, 0, 1, 0, NO_PIN, [mx.cpu()]),                # no GPU: the CPU
     (None, None, 0, 1, 4, NO_PIN, [mx.gpu(0)]),               # the reference's default: one GPU
     (None, -1, 0, 1, 3, NO_PIN, [mx.gpu(0), mx.gpu(1), mx.gpu(2)]),
+    (None, -1, 0, 1, 0, NO_PIN, [mx.cpu()]),                  # "all" of no GPU: the CPU
+    (None, -1, 1, 2, 0, NO_PIN, [mx.cpu()]),                  # ... under Horovod too
     (None, 0, 0, 1, 2, NO_PIN, [mx.cpu()]),                   # --num_gpus=0 forces the CPU
     ('cpu:0,cpu:1', 2, 0, 1, 2, NO_PIN, [mx.cpu(0), mx.cpu(1)]),  # --devices wins
     (None, None, 1, 2, 2, NO_PIN, [mx.gpu(1)]),               # Horovod: one GPU by local rank
