@@ -27,6 +27,8 @@ import zipfile
 
 import mxnet as mx
 
+from .model import pack_legacy_parameters
+
 __all__ = ['FORMAT_VERSION', 'CheckpointError', 'atomic_write', 'save_checkpoint',
            'read_checkpoint', 'load_into', 'load_latest', 'resolve_checkpoint', 'read_index',
            'remove_partial_writes', 'check_keep']
@@ -280,13 +282,21 @@ def load_into(path, archive, net, trainer=None, ctx=None):
     names = archive.namelist()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            archive.extract('params', tmp)
+            params = archive.extract('params', tmp)
             try:
-                net.load_parameters(os.path.join(tmp, 'params'), ctx=ctx)
-            except (AssertionError, ValueError, RuntimeError) as err:
+                arrays, legacy = pack_legacy_parameters(mx.nd.load(params))
+                if legacy:
+                    mx.nd.save(params, arrays)
+                net.load_parameters(params, ctx=ctx)
+            except (AssertionError, ValueError, RuntimeError, mx.MXNetError) as err:
                 raise CheckpointError('%s: parameters do not fit the model (%s)' % (path, err)) \
                     from None
-            if trainer is not None and 'optimizer' in names:
+            if trainer is not None and legacy:
+                # Adam's moments are indexed by parameter; the old layout had four
+                # RNN parameters where there is one now, so they cannot be mapped.
+                logger.warning('%s predates the packed RNN layout: its parameters were '
+                               'converted; the optimizer state starts afresh', path)
+            elif trainer is not None and 'optimizer' in names:
                 arrays_bytes = archive.read('optimizer_arrays')
                 arrays = mx.nd.load_frombuffer(arrays_bytes) if arrays_bytes else {}
                 _load_optimizer(trainer, archive.read('optimizer'), arrays)

@@ -24,13 +24,15 @@ kernels, zero biases, and an LSTM forget-gate bias of 1.0 (``BasicLSTMCell``'s
 ``forget_bias``).
 """
 import math
+import re
 
 import mxnet as mx
 from mxnet import gluon
 from mxnet.gluon import nn
 
 __all__ = ['DeepSpeech2', 'RNNLayer', 'TensorFlowRNNInit', 'conv_output_length', 'output_length',
-           'forward_flops', 'rnn_parameter_size', 'use_fused_rnn', 'CONV_LAYERS', 'RNN_GATES']
+           'forward_flops', 'pack_legacy_parameters', 'rnn_parameter_size', 'use_fused_rnn',
+           'CONV_LAYERS', 'RNN_GATES']
 
 # (kernel, stride, padding) along time and frequency, as in the reference.
 CONV_LAYERS = (
@@ -131,6 +133,42 @@ def rnn_parameter_size(rnn_type, input_size, hidden_size):
     """Length of one direction's packed parameter vector (two biases per gate block)."""
     gates = RNN_GATES[rnn_type] * hidden_size
     return gates * (input_size + hidden_size) + 2 * gates
+
+
+# Names the first model (two Gluon ``rnn.LSTM`` layers per bidirectional layer) saved its
+# RNN weights under, e.g. ``backward_rnns.3._unfused.0.h2h_bias``.
+_LEGACY_RNN_NAME = re.compile(r'^(forward|backward)_rnns\.(\d+)\._unfused\.0\.'
+                              r'(i2h_weight|h2h_weight|i2h_bias|h2h_bias)$')
+_PACKED_ORDER = ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias')
+
+
+def pack_legacy_parameters(arrays):
+    """Parameters saved by the first model -> this model's names and layout.
+
+    Checkpoints written before the packed RNN layout (``forward_rnns``/
+    ``backward_rnns``, four arrays per direction) hold the same numbers: each
+    direction's arrays, flattened in the fused operator's order, are one
+    :class:`RNNLayer` parameter vector. Other arrays pass through.
+
+    Returns
+    -------
+    (dict, bool) : the converted arrays, and whether anything was converted.
+    """
+    converted, pieces = {}, {}
+    for name, value in arrays.items():
+        match = _LEGACY_RNN_NAME.match(name)
+        if match is None:
+            converted[name] = value
+        else:
+            direction, layer, part = match.groups()
+            pieces.setdefault((direction, int(layer)), {})[part] = value
+    for (direction, layer), parts in pieces.items():
+        missing = [part for part in _PACKED_ORDER if part not in parts]
+        if missing:
+            raise ValueError('%s_rnns.%d lacks %s' % (direction, layer, ', '.join(missing)))
+        converted['rnns.%d.%s0_parameters' % (layer, 'l' if direction == 'forward' else 'r')] = \
+            mx.nd.concat(*[parts[part].reshape((-1,)) for part in _PACKED_ORDER], dim=0)
+    return converted, bool(pieces)
 
 
 class RNNLayer(gluon.HybridBlock):

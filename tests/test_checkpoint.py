@@ -16,7 +16,7 @@ from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, atomic_write,
                                   load_latest, read_checkpoint, read_index, remove_partial_writes,
                                   save_checkpoint)
 from gluon_ds2.config import Config
-from gluon_ds2.model import DeepSpeech2
+from gluon_ds2.model import DeepSpeech2, output_length
 
 NUM_BINS = 20
 
@@ -285,3 +285,43 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match='^%s: parameters do not fit the model'
                        % path.replace('.', r'\.')):
         load_into(path, archive, other)
+
+
+def test_checkpoint_of_the_first_rnn_layout_loads_converted(tmp_path, caplog):
+    """A checkpoint whose RNN weights are stored as the first model stored them (four
+    arrays per direction) loads into today's model with the same numbers; Adam restarts."""
+    net, trainer = tiny_model(seed=1)
+    train_steps(net, trainer, 2)
+    path = save(tmp_path, net, trainer, step=2)
+    legacy = {}
+    for name, value in arrays(net).items():
+        if not name.startswith('rnns.'):
+            legacy[name] = mx.nd.array(value)
+            continue
+        # rnns.<i>.<l|r>0_parameters -> the old names, slicing the fused layout here
+        _, layer, packed = name.split('.')
+        direction = 'forward' if packed.startswith('l') else 'backward'
+        inputs = 2 * output_length(NUM_BINS, axis=1) if layer == '0' else 16
+        shapes = (('i2h_weight', (32, inputs)), ('h2h_weight', (32, 8)),
+                  ('i2h_bias', (32,)), ('h2h_bias', (32,)))
+        start = 0
+        for part, shape in shapes:
+            size = int(np.prod(shape))
+            legacy['%s_rnns.%s._unfused.0.%s' % (direction, layer, part)] = \
+                mx.nd.array(value[start:start + size].reshape(shape))
+            start += size
+        assert start == value.size
+    mx.nd.save(str(tmp_path / 'params'), legacy)
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(str(tmp_path / 'old.ckpt'), 'w') as new:
+        new.writestr('meta.json', old.read('meta.json'))
+        new.write(str(tmp_path / 'params'), 'params')
+        new.writestr('optimizer', old.read('optimizer'))
+        new.writestr('optimizer_arrays', old.read('optimizer_arrays'))
+    restored, restored_trainer = tiny_model(seed=2)
+    with caplog.at_level(logging.WARNING):
+        load_into('old.ckpt', read_checkpoint(str(tmp_path / 'old.ckpt'))[1], restored,
+                  restored_trainer)
+    for name, value in arrays(net).items():
+        np.testing.assert_array_equal(arrays(restored)[name], value)
+    assert 'old.ckpt predates the packed RNN layout' in caplog.text
+    assert not restored_trainer._updaters[0].states

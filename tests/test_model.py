@@ -6,7 +6,7 @@ from mxnet.gluon import rnn
 
 from gluon_ds2.loss import CTCLoss
 from gluon_ds2.model import (DeepSpeech2, RNNLayer, conv_output_length, output_length,
-                             use_fused_rnn)
+                             pack_legacy_parameters, use_fused_rnn)
 
 BINS = 161
 CLASSES = 29
@@ -338,3 +338,35 @@ def test_initial_weights_are_tensorflows():
     dense = net.output.weight.data().asnumpy()
     check_uniform(dense, np.sqrt(6.0 / (2 * hidden + CLASSES)))
     np.testing.assert_array_equal(net.output.bias.data().asnumpy(), 0)
+
+
+def test_legacy_parameters_compute_what_the_first_models_gluon_lstms_computed():
+    """The first model ran two Gluon ``rnn.LSTM`` per layer; their converted weights,
+    packed into one :class:`RNNLayer`, give the same outputs on full-length sequences."""
+    hidden, inputs, steps, batch = 6, 10, 7, 3
+    lstms, arrays = {}, {}
+    for direction in ('forward', 'backward'):
+        lstm = rnn.LSTM(hidden, layout='TNC', input_size=inputs)
+        lstm.initialize(mx.init.Uniform(0.5))
+        lstms[direction] = lstm
+        for name, param in lstm._collect_params_with_prefix('%s_rnns.0' % direction).items():
+            arrays[name] = param.data()
+    arrays['output.bias'] = mx.nd.arange(3)
+    converted, legacy = pack_legacy_parameters(arrays)
+    assert legacy and sorted(converted) == ['output.bias', 'rnns.0.l0_parameters',
+                                            'rnns.0.r0_parameters']
+    layer = RNNLayer('lstm', hidden, inputs, bidirectional=True)
+    layer.initialize()
+    layer.l0_parameters.set_data(converted['rnns.0.l0_parameters'])
+    layer.r0_parameters.set_data(converted['rnns.0.r0_parameters'])
+    x = mx.nd.array(np.random.RandomState(0).randn(steps, batch, inputs))
+    expected = np.concatenate([lstms['forward'](x).asnumpy(),
+                               lstms['backward'](x[::-1]).asnumpy()[::-1]], axis=2)
+    got = layer(x, mx.nd.array([steps] * batch)).asnumpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_legacy_parameters_with_a_part_missing_are_refused():
+    arrays = {'forward_rnns.1._unfused.0.i2h_weight': mx.nd.zeros((4, 2))}
+    with pytest.raises(ValueError, match='forward_rnns.1 lacks h2h_weight, i2h_bias, h2h_bias'):
+        pack_legacy_parameters(arrays)
