@@ -274,11 +274,13 @@ def unpack(parameters, gates, input_size, hidden):
 
 
 @pytest.mark.parametrize('rnn_type, gates', [('lstm', 4), ('gru', 3), ('rnn_tanh', 1)])
-def test_both_kernels_and_gluons_fused_layer_agree(rnn_type, gates):
+def test_both_kernels_and_gluons_fused_layer_agree(rnn_type, gates, monkeypatch):
     """One parameter set, three ways to run it: split (CPU), fused, and gluon.rnn's layer.
 
-    The lengths are all full, where the CPU's fused kernel is exact too.
+    The lengths are all full, where the CPU's fused kernel is exact too. On CPU only
+    the oneDNN kernel accepts (and ignores) the lengths input the fused path passes.
     """
+    monkeypatch.setenv('MXNET_USE_MKLDNN_RNN', '1')
     steps, batch, inputs, hidden = 7, 3, 5, 4
     layer = RNNLayer(rnn_type, hidden, inputs, bidirectional=True, prefix='rnn_')
     layer.initialize()
