@@ -9,9 +9,9 @@ The input pipeline alone, as training builds it (manifest check, Dataset,
 SortagradSampler, gluonnlp batchify, Gluon DataLoader), with no model: how
 fast it can feed batches, in utterances and audio seconds per second, for each
 number of DataLoader worker processes and each augmentation preset
-(``AUGMENT_PRESETS``: ``none``; ``specaugment``, the demo's masks; ``all``, every
-waveform augmentation on every utterance plus the masks). The configurations
-alternate within one run. The first epoch's sorted order is used, and the
+(``AUGMENT_PRESETS``, train.py flags: ``none``; ``specaugment``, the demo's
+masks; ``all``, every waveform augmentation on every utterance plus the
+masks). The configurations alternate within one run, after an untimed warm-up. The first epoch's sorted order is used, and the
 first batches' shapes are printed so the padding can be seen.
 """
 import argparse
@@ -22,29 +22,31 @@ import time
 
 from gluon_ds2.augment import WaveformAugment
 from gluon_ds2.batchify import make_dataloader
-from gluon_ds2.config import AudioConfig, DataConfig
+from gluon_ds2.config import AudioConfig, add_arguments, from_args
 from gluon_ds2.dataset import SpeechDataset, prepare_entries
 from gluon_ds2.manifest import read_manifests
 from gluon_ds2.model import output_length
 from gluon_ds2.sampler import EpochKeyedBatches, SortagradSampler
 from gluon_ds2.vocab import Vocabulary
 
-_MASKS = dict(freq_masks=2, time_masks=2)
-# Preset -> DataConfig values (train.py flags) it sets.
+# Preset -> the train.py flags it sets. 'all' is the worst case: every waveform
+# augmentation on every utterance, plus the demo's SpecAugment masks.
 AUGMENT_PRESETS = {
-    'none': {},
-    'specaugment': _MASKS,
-    'all': dict(_MASKS, speed_perturb=True, noise_prob=1.0, reverb_prob=1.0, band_limit_prob=1.0,
-                gain_prob=1.0, clip_prob=1.0),
+    'none': [],
+    'specaugment': ['--freq_masks=2', '--time_masks=2'],
+    'all': ['--freq_masks=2', '--time_masks=2', '--speed_perturb', '--noise_prob=1',
+            '--reverb_prob=1', '--band_limit_prob=1', '--gain_prob=1', '--clip_prob=1'],
 }
 
 
 def make_dataset(entries, audio_config, preset):
-    """The training Dataset for an ``AUGMENT_PRESETS`` name."""
-    data = DataConfig(**AUGMENT_PRESETS[preset])
+    """The training Dataset for an ``AUGMENT_PRESETS`` name, built as training builds it."""
+    parser = add_arguments(argparse.ArgumentParser(), groups=('data',))
+    data = from_args(parser.parse_args(AUGMENT_PRESETS[preset])).data
     masks = dict(freq_masks=data.freq_masks, freq_mask_width=data.freq_mask_width,
                  time_masks=data.time_masks, time_mask_width=data.time_mask_width)
-    return SpeechDataset(entries, audio_config, augment=masks if data.freq_masks else None,
+    return SpeechDataset(entries, audio_config,
+                         augment=masks if data.freq_masks or data.time_masks else None,
                          waveform_augment=WaveformAugment.from_config(data),
                          output_length=output_length)
 
@@ -101,6 +103,9 @@ def main(argv=None):
                                        audio_config, output_length=output_length)
     hours = sum(e['duration'] for e in entries) / 3600
     print('%d utterances, %.2f h (dropped: %s)' % (len(entries), hours, dict(dropped) or 'none'))
+    # Untimed: the first batches pay for imports, MXNet's start and a cold file cache.
+    one_epoch(make_dataset(entries, audio_config, 'none'), args.batch_size, 0,
+              show_shapes=False, max_batches=20)
     rows = []
     for index, workers in enumerate(int(w) for w in args.workers.split(',')):
         for preset in presets:
