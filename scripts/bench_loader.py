@@ -13,7 +13,7 @@ number of DataLoader worker processes and each augmentation preset
 masks; ``moderate``, the masks and every waveform augmentation on half the
 utterances (clipping on a fifth), the ablation's ``all`` row; ``all``, every
 waveform augmentation on every utterance plus the masks). The configurations
-alternate within one run, after an untimed warm-up. The first epoch's sorted
+alternate within one run, after an untimed warm-up epoch. The first epoch's sorted
 order is used, and the first batches' shapes are printed so the padding can be
 seen.
 """
@@ -109,9 +109,9 @@ def main(argv=None):
                                        audio_config, output_length=output_length)
     hours = sum(e['duration'] for e in entries) / 3600
     print('%d utterances, %.2f h (dropped: %s)' % (len(entries), hours, dict(dropped) or 'none'))
-    # Untimed: the first batches pay for imports, MXNet's start and a cold file cache.
+    # Untimed: the first epoch pays for MXNet's start and a cold file cache.
     one_epoch(make_dataset(entries, audio_config, 'none'), args.batch_size, 0,
-              show_shapes=False, max_batches=20)
+              show_shapes=False, max_batches=args.max_batches)
     rows = []
     for index, workers in enumerate(int(w) for w in args.workers.split(',')):
         for preset in presets:
