@@ -40,13 +40,16 @@ environment (defaults in brackets):
   MODEL_DIR       [runs/demo | /tmp/deep_speech_model]
   DATA_DIR        prepared data [data/demo_data | /tmp/librispeech_data]
   MIRROR          where tarballs come from [data/demo_mirror | OpenSLR resource 12]
-  EPOCHS          training epochs [demo: 12, librispeech: 10]
+  EPOCHS          training epochs [demo: 7, librispeech: 10]
   BATCH_SIZE      global batch [demo: 16, librispeech: 128]
   RNN_HIDDEN_SIZE, RNN_HIDDEN_LAYERS, CONV_FILTERS, MAX_FREQ, LEARNING_RATE, LR_DECAY,
   BATCH_NORM_DECAY, FREQ_MASKS, TIME_MASKS (SpecAugment, widths 10 bins and 20 frames)
                   [demo: 256, 3, 16, 4000, 1.5e-3, 0.9, 0.99, 2, 2;
                    librispeech: 800, 5, 32, (none), 5e-4, 1.0, 0.997, 0, 0: the reference]
-  DEMO_TRAIN_HOURS, DEMO_DEV_UTTERANCES, DEMO_TEST_UTTERANCES   demo corpus size [2.5, 300, 300]
+  SPEED_PERTURB (0/1), NOISE_PROB, REVERB_PROB, BAND_LIMIT_PROB, GAIN_PROB
+                  waveform augmentation (train.py --speed_perturb, --noise_prob, ...)
+                  [demo: 1, 0.25, 0.25, 0.15, 0.25; librispeech: all off, the reference]
+  DEMO_TRAIN_HOURS, DEMO_DEV_UTTERANCES, DEMO_TEST_UTTERANCES   demo corpus size [4, 300, 300]
   DEMO_DEV_OOD_UTTERANCES, DEMO_TEST_OOD_UTTERANCES             out-of-domain splits [300, 300]
   DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
   LM_ORDER, LM_MIN_COUNT n-gram order and pruning (n-grams seen fewer times dropped) [3, 2]
@@ -88,7 +91,7 @@ if [ "$TASK" = demo ]; then
     MODEL_DIR=${MODEL_DIR:-runs/demo}
     DATA_DIR=${DATA_DIR:-data/demo_data}
     MIRROR=${MIRROR:-data/demo_mirror}
-    EPOCHS=${EPOCHS:-12}
+    EPOCHS=${EPOCHS:-7}
     BATCH_SIZE=${BATCH_SIZE:-16}
     RNN_HIDDEN_SIZE=${RNN_HIDDEN_SIZE:-256}
     RNN_HIDDEN_LAYERS=${RNN_HIDDEN_LAYERS:-3}
@@ -99,6 +102,11 @@ if [ "$TASK" = demo ]; then
     BATCH_NORM_DECAY=${BATCH_NORM_DECAY:-0.99}
     FREQ_MASKS=${FREQ_MASKS:-2}
     TIME_MASKS=${TIME_MASKS:-2}
+    SPEED_PERTURB=${SPEED_PERTURB:-1}
+    NOISE_PROB=${NOISE_PROB:-0.25}
+    REVERB_PROB=${REVERB_PROB:-0.25}
+    BAND_LIMIT_PROB=${BAND_LIMIT_PROB:-0.15}
+    GAIN_PROB=${GAIN_PROB:-0.25}
 else
     MODEL_DIR=${MODEL_DIR:-/tmp/deep_speech_model}
     DATA_DIR=${DATA_DIR:-/tmp/librispeech_data}
@@ -114,6 +122,11 @@ else
     BATCH_NORM_DECAY=${BATCH_NORM_DECAY:-0.997}
     FREQ_MASKS=${FREQ_MASKS:-0}
     TIME_MASKS=${TIME_MASKS:-0}
+    SPEED_PERTURB=${SPEED_PERTURB:-0}
+    NOISE_PROB=${NOISE_PROB:-0}
+    REVERB_PROB=${REVERB_PROB:-0}
+    BAND_LIMIT_PROB=${BAND_LIMIT_PROB:-0}
+    GAIN_PROB=${GAIN_PROB:-0}
 fi
 TRANSCRIBE_FILES=${TRANSCRIBE_FILES:-3}
 
@@ -145,7 +158,7 @@ if [ "$TASK" = demo ]; then
     if [ -n "${DEMO_TRAIN_UTTERANCES:-}" ]; then
         SIZE="--train_utterances $DEMO_TRAIN_UTTERANCES"
     else
-        SIZE="--train_hours ${DEMO_TRAIN_HOURS:-2.5}"
+        SIZE="--train_hours ${DEMO_TRAIN_HOURS:-4}"
     fi
     # shellcheck disable=SC2086
     "$PY" data/make_demo_corpus.py --out_dir "$MIRROR" $SIZE \
@@ -203,7 +216,10 @@ set -- --train_data_dir="$TRAIN_CSV" --eval_data_dir="$EVAL_CSV" --model_dir="$M
     --train_epochs="$EPOCHS" --batch_size="$BATCH_SIZE" --rnn_hidden_size="$RNN_HIDDEN_SIZE" \
     --rnn_hidden_layers="$RNN_HIDDEN_LAYERS" --conv_filters="$CONV_FILTERS" \
     --learning_rate="$LEARNING_RATE" --lr_decay="$LR_DECAY" --num_workers="$NUM_WORKERS" \
-    --batch_norm_decay="$BATCH_NORM_DECAY" --freq_masks="$FREQ_MASKS" --time_masks="$TIME_MASKS"
+    --batch_norm_decay="$BATCH_NORM_DECAY" --freq_masks="$FREQ_MASKS" --time_masks="$TIME_MASKS" \
+    --noise_prob="$NOISE_PROB" --reverb_prob="$REVERB_PROB" --band_limit_prob="$BAND_LIMIT_PROB" \
+    --gain_prob="$GAIN_PROB"
+if [ "$SPEED_PERTURB" = 1 ]; then set -- "$@" --speed_perturb; fi
 if [ -n "$MAX_FREQ" ]; then set -- "$@" --max_freq="$MAX_FREQ"; fi
 if [ "$TASK" = librispeech ]; then set -- "$@" --num_gpus=-1 --wer_threshold=0.23; fi
 if [ "$NP" -gt 1 ]; then
