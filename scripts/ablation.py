@@ -46,7 +46,7 @@ ROWS = {
                    ['--band_limit_prob=0.5']),
     'gain_clip': ('random gain +-10 dB on half, clipping on a fifth of the utterances',
                   ['--gain_prob=0.5', '--clip_prob=0.2']),
-    'all': ('every waveform augmentation above together',
+    'all': ('the waveform augmentations of the other rows, together',
             ['--speed_perturb', '--noise_prob=0.5', '--reverb_prob=0.5', '--band_limit_prob=0.5',
              '--gain_prob=0.5', '--clip_prob=0.2']),
 }
