@@ -37,7 +37,7 @@ DEMO_FLAGS = ['--rnn_hidden_size=256', '--rnn_hidden_layers=3', '--conv_filters=
 # Row -> (what it adds to the demo recipe, its train.py flags).
 ROWS = {
     'none': ('no augmentation at all (SpecAugment off)', ['--freq_masks=0', '--time_masks=0']),
-    'specaugment': ('the demo recipe: SpecAugment 2 + 2 masks, no waveform augmentation', []),
+    'specaugment': ('the baseline: the demo's model and SpecAugment 2 + 2 masks, no waveform augmentation', []),
     'speed': ('speed perturbation 0.9/1.0/1.1', ['--speed_perturb']),
     'noise': ('noise on half the utterances, 10-30 dB SNR, 4 colours + babble',
               ['--noise_prob=0.5']),
