@@ -46,7 +46,7 @@ ROWS = {
                    ['--band_limit_prob=0.5']),
     'gain_clip': ('random gain +-10 dB on half, clipping on a fifth of the utterances',
                   ['--gain_prob=0.5', '--clip_prob=0.2']),
-    'all': ('the waveform augmentations of the other rows, together',
+    'all': ('every waveform augmentation: speed; noise, reverb, band, gain on half the utterances, clipping on a fifth',
             ['--speed_perturb', '--noise_prob=0.5', '--reverb_prob=0.5', '--band_limit_prob=0.5',
              '--gain_prob=0.5', '--clip_prob=0.2']),
 }
