@@ -37,7 +37,8 @@ DEMO_FLAGS = ['--rnn_hidden_size=256', '--rnn_hidden_layers=3', '--conv_filters=
 # Row -> (what it adds to the demo recipe, its train.py flags).
 ROWS = {
     'none': ('no augmentation at all (SpecAugment off)', ['--freq_masks=0', '--time_masks=0']),
-    'specaugment': ('the baseline: the demo's model and SpecAugment 2 + 2 masks, no waveform augmentation', []),
+    'specaugment': ("the baseline: the demo's model and SpecAugment 2 + 2 masks, no waveform "
+                    'augmentation', []),
     'speed': ('speed perturbation 0.9/1.0/1.1', ['--speed_perturb']),
     'noise': ('noise on half the utterances, 10-30 dB SNR, 4 colours + babble',
               ['--noise_prob=0.5']),
@@ -46,7 +47,8 @@ ROWS = {
                    ['--band_limit_prob=0.5']),
     'gain_clip': ('random gain +-10 dB on half, clipping on a fifth of the utterances',
                   ['--gain_prob=0.5', '--clip_prob=0.2']),
-    'all': ('every waveform augmentation: speed; noise, reverb, band, gain on half the utterances, clipping on a fifth',
+    'all': ('every waveform augmentation: speed; noise, reverb, band, gain on half the '
+            'utterances, clipping on a fifth',
             ['--speed_perturb', '--noise_prob=0.5', '--reverb_prob=0.5', '--band_limit_prob=0.5',
              '--gain_prob=0.5', '--clip_prob=0.2']),
 }
