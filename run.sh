@@ -40,7 +40,7 @@ environment (defaults in brackets):
   MODEL_DIR       [runs/demo | /tmp/deep_speech_model]
   DATA_DIR        prepared data [data/demo_data | /tmp/librispeech_data]
   MIRROR          where tarballs come from [data/demo_mirror | OpenSLR resource 12]
-  EPOCHS          training epochs [demo: 7, librispeech: 10]
+  EPOCHS          training epochs [demo: 4, librispeech: 10]
   BATCH_SIZE      global batch [demo: 16, librispeech: 128]
   RNN_HIDDEN_SIZE, RNN_HIDDEN_LAYERS, CONV_FILTERS, MAX_FREQ, LEARNING_RATE, LR_DECAY,
   BATCH_NORM_DECAY, FREQ_MASKS, TIME_MASKS (SpecAugment, widths 10 bins and 20 frames)
@@ -91,7 +91,7 @@ if [ "$TASK" = demo ]; then
     MODEL_DIR=${MODEL_DIR:-runs/demo}
     DATA_DIR=${DATA_DIR:-data/demo_data}
     MIRROR=${MIRROR:-data/demo_mirror}
-    EPOCHS=${EPOCHS:-7}
+    EPOCHS=${EPOCHS:-4}
     BATCH_SIZE=${BATCH_SIZE:-16}
     RNN_HIDDEN_SIZE=${RNN_HIDDEN_SIZE:-256}
     RNN_HIDDEN_LAYERS=${RNN_HIDDEN_LAYERS:-3}
