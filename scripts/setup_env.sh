@@ -12,7 +12,8 @@
 # would silently replace the other. A venv holding the other variant's MXNet is refused.
 #
 # A second run compares two stamps and returns in about a second: the packages (a hash of
-# the requirement file, pyproject.toml and WITH_LM) and Horovod (its version, the MXNet it
+# the requirement file, pyproject.toml, WITH_LM and the checkout's path, which the editable
+# install of gluon_ds2 points at) and Horovod (its version, the MXNet it
 # was built against and its GPU operations). Horovod compiles against the installed MXNet,
 # so it is built here, after mxnet, and only when `horovodrun --check-build` lacks MXNet,
 # Gloo or (GPU) NCCL support: a changed requirement file alone does not rebuild it.
@@ -47,7 +48,7 @@ if [ "${1:-}" = --print-venv ]; then
 fi
 PACKAGES_STAMP=$VENV/.gluon_ds2_packages
 HOROVOD_STAMP=$VENV/.gluon_ds2_horovod
-WANT=$( (echo "variant=$VARIANT"; cat "$REQS" "$ROOT/pyproject.toml"; echo "lm=$WITH_LM") \
+WANT=$( (echo "variant=$VARIANT root=$ROOT"; cat "$REQS" "$ROOT/pyproject.toml"; echo "lm=$WITH_LM") \
     | sha256sum | cut -c1-16)
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 CUDA_ENV=$VENV/bin/cuda-env.sh
