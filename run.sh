@@ -172,6 +172,8 @@ if [ "$TASK" = demo ]; then
         --splits train,dev,test,dev_ood,test_ood
     TRAIN_CSV=$DATA_DIR/train/LibriSpeech/train.csv
     EVAL_CSV=$DATA_DIR/dev/LibriSpeech/dev.csv
+    # Scored after each epoch too, logged and plotted next to dev (not used to pick a checkpoint).
+    EXTRA_EVAL=dev_ood=$DATA_DIR/dev_ood/LibriSpeech/dev_ood.csv
     TEST_SPLITS="test test_ood"
     LM_TEXT=$MIRROR/lm-norm.txt.gz
     LM_SOURCE="the corpus's in-domain text"
@@ -205,6 +207,7 @@ EOF
         "$L/dev-clean/LibriSpeech/dev-clean.csv" "$L/dev-other/LibriSpeech/dev-other.csv"
     TRAIN_CSV=$DATA_DIR/train-all.csv
     EVAL_CSV=$DATA_DIR/dev-all.csv
+    EXTRA_EVAL=
     TEST_SPLITS="test-clean"
     LM_TEXT=$TRAIN_CSV
     LM_SOURCE="the train transcripts"
@@ -221,6 +224,7 @@ set -- --train_data_dir="$TRAIN_CSV" --eval_data_dir="$EVAL_CSV" --model_dir="$M
     --gain_prob="$GAIN_PROB"
 if [ "$SPEED_PERTURB" = 1 ]; then set -- "$@" --speed_perturb; fi
 if [ -n "$MAX_FREQ" ]; then set -- "$@" --max_freq="$MAX_FREQ"; fi
+if [ -n "$EXTRA_EVAL" ]; then set -- "$@" --extra_eval_data_dirs="$EXTRA_EVAL"; fi
 if [ "$TASK" = librispeech ]; then set -- "$@" --num_gpus=-1 --wer_threshold=0.23; fi
 if [ "$NP" -gt 1 ]; then
     # shellcheck disable=SC2086
@@ -294,11 +298,14 @@ echo
 echo "==> summary ($TASK)"
 printf '%s' "$STAGES"
 printf '  %-28s %6d s\n' "total" $(( $(now) - T_START ))
-"$PY" - "$DATA_DIR" "$TRAIN_CSV" "$MODEL_DIR" $TEST_SPLITS <<'EOF'
+"$PY" - "$DATA_DIR" "$TRAIN_CSV" "$EVAL_CSV" "$MODEL_DIR" $TEST_SPLITS <<'EOF'
 import json, os, sys
 from gluon_ds2.checkpoint import read_index
+from gluon_ds2.config import PRIMARY_EVAL_SPLIT
+from gluon_ds2.curves import eval_records_by_split, read_metrics
 from gluon_ds2.manifest import add_durations, read_manifests
-data_dir, train_csv, model_dir, test_splits = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+data_dir, train_csv, eval_csv, model_dir = sys.argv[1:5]
+test_splits = sys.argv[5:]
 manifests = [('train', train_csv)] + [
     (split, os.path.join(data_dir, split, 'LibriSpeech', split + '.csv')) for split in test_splits]
 for name, path in manifests:
@@ -324,4 +331,15 @@ for split in test_splits:
         chars = sum(r['char_edits'] for r in results) / sum(r['reference_chars'] for r in results)
         cells.append('%.4f / %.4f' % (words, chars))
     print('  %-14s %-20s %-20s' % (split, cells[0], cells[1]))
+# The dev curves of training: --eval_data_dir's set (named after its manifest), then the others.
+splits = eval_records_by_split(read_metrics(os.path.join(model_dir, 'metrics.jsonl')))
+primary = os.path.splitext(os.path.basename(eval_csv))[0]
+by_epoch = {primary if name == PRIMARY_EVAL_SPLIT else name: {r['epoch']: r for r in records}
+            for name, records in splits.items()}
+print('  %-14s %s' % ('dev curve', ' '.join('%-20s' % ('%s WER / CER' % name)
+                                             for name in by_epoch)))
+for epoch in sorted({epoch for records in by_epoch.values() for epoch in records}):
+    print('  %-14s %s' % ('epoch %d' % epoch, ' '.join(
+        '%-20s' % ('%.4f / %.4f' % (records[epoch]['wer'], records[epoch]['cer'])
+                   if epoch in records else '-') for records in by_epoch.values())))
 EOF

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from .vocab import DEFAULT_VOCABULARY_FILE
 
 __all__ = ['AudioConfig', 'DataConfig', 'ModelConfig', 'TrainConfig', 'Config',
-           'add_arguments', 'explicit_flags', 'from_args', 'parse_bool', 'parse_rnn_type']
+           'add_arguments', 'explicit_flags', 'from_args', 'parse_bool', 'parse_rnn_type',
+           'parse_extra_eval_sets', 'PRIMARY_EVAL_SPLIT']
 
 RNN_TYPES = ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')
 # The reference's 'rnn' names TensorFlow's abstract RNNCell, which cannot be built; a plain
@@ -26,6 +27,8 @@ RNN_TYPES = ('lstm', 'gru', 'rnn_tanh', 'rnn_relu')
 RNN_TYPE_ALIASES = {'rnn': 'rnn_tanh'}
 # --dtype values (gluon_ds2.precision applies them).
 DTYPES = ('float32', 'bfloat16', 'float16')
+# The split name of --eval_data_dir in the metrics log; --extra_eval_data_dirs cannot take it.
+PRIMARY_EVAL_SPLIT = 'eval'
 
 
 def parse_rnn_type(text):
@@ -77,6 +80,11 @@ class DataConfig:
     eval_data_dir: str = _flag(
         '/tmp/librispeech_data/test-clean/LibriSpeech/test-clean.csv',
         'The csv file path of evaluation dataset (several may be joined with commas).')
+    extra_eval_data_dirs: str = _flag(
+        '', 'More evaluation sets, scored after each evaluation of --eval_data_dir and logged '
+            'under their own names, as NAME=MANIFEST[,NAME=MANIFEST...] (e.g. '
+            'dev_ood=data/demo_data/dev_ood/LibriSpeech/dev_ood.csv); early stop and the best '
+            'checkpoint follow --eval_data_dir alone. [gluon-ds2]')
     vocabulary_file: str = _flag(DEFAULT_VOCABULARY_FILE, 'The file path of vocabulary file.')
     sortagrad: bool = _flag(True, 'If true, sort examples by audio length and perform no '
                                   'batch_wise shuffling for the first epoch.')
@@ -231,6 +239,34 @@ def parse_bool(text):
     if lowered in ('false', 'f', '0', 'no', 'n'):
         return False
     raise argparse.ArgumentTypeError('expected true or false, got %r' % (text,))
+
+
+def parse_extra_eval_sets(text):
+    """``--extra_eval_data_dirs`` value -> ``[(name, manifest), ...]`` in the order given.
+
+    Raises ``ValueError`` naming the flag and the bad item: an item without
+    ``=``, an empty name or manifest, a name given twice or the primary set's
+    (:data:`PRIMARY_EVAL_SPLIT`).
+    """
+    sets = []
+    for item in str(text).split(',') if str(text).strip() else []:
+        name, equals, manifest = (part.strip() for part in item.partition('='))
+        problem = None
+        if not equals:
+            problem = "expected NAME=MANIFEST"
+        elif not name:
+            problem = 'empty name'
+        elif not manifest:
+            problem = 'empty manifest path'
+        elif name == PRIMARY_EVAL_SPLIT:
+            problem = 'the name %r is the --eval_data_dir set\'s' % PRIMARY_EVAL_SPLIT
+        elif name in dict(sets):
+            problem = 'the name %r is given twice' % name
+        if problem:
+            raise ValueError('--extra_eval_data_dirs: bad item %r: %s; give a comma-separated '
+                             'list of NAME=MANIFEST with distinct names' % (item, problem))
+        sets.append((name, manifest))
+    return sets
 
 
 def _optional(kind):

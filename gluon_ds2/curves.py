@@ -2,7 +2,9 @@
 import json
 import os
 
-__all__ = ['MetricsLog', 'read_metrics', 'plot_curves']
+from .config import PRIMARY_EVAL_SPLIT
+
+__all__ = ['MetricsLog', 'read_metrics', 'eval_records_by_split', 'plot_curves']
 
 
 class MetricsLog:
@@ -51,34 +53,61 @@ def read_metrics(path):
     return records
 
 
+def eval_records_by_split(records):
+    """``{split: [eval records]}``, splits in the order they first appear (the primary first).
+
+    A record without ``split`` (logs written before ``--extra_eval_data_dirs``)
+    is the ``--eval_data_dir`` set's.
+    """
+    splits = {}
+    for record in records:
+        if record.get('kind') == 'eval':
+            splits.setdefault(record.get('split', PRIMARY_EVAL_SPLIT), []).append(record)
+    return splits
+
+
 def plot_curves(metrics_path, png_path):
-    """Training loss and eval WER/CER against steps, as a PNG; returns its path or None."""
+    """Training loss against steps and each eval split's WER/CER against epochs, as a PNG.
+
+    Returns its path, or None when the log holds no records.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     records = read_metrics(metrics_path)
     train = [r for r in records if r.get('kind') == 'train']
-    evals = [r for r in records if r.get('kind') == 'eval']
-    if not train and not evals:
+    splits = eval_records_by_split(records)
+    if not train and not splits:
         return None
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(11, 4))
     if train:
         ax_loss.plot([r['step'] for r in train], [r['loss'] for r in train], lw=1)
     ax_loss.set(xlabel='step', ylabel='CTC loss (per utterance)', title='training loss')
     ax_loss.set_yscale('log')
-    if evals:
-        # Wall-clock minutes since the first record: how long the curve took to get there.
-        start = min(r['time'] for r in records if 'time' in r)
-        minutes = [(r['time'] - start) / 60 for r in evals]
-        ax_err.plot(minutes, [r['wer'] for r in evals], 'o-', label='WER')
-        ax_err.plot(minutes, [r['cer'] for r in evals], 's-', label='CER')
-        for x, r in zip(minutes, evals):
+    for number, (split, evals) in enumerate(splits.items()):
+        colour = 'C%d' % number  # one colour per split: CER solid, WER dashed
+        epochs = [r['epoch'] for r in evals]
+        ax_err.plot(epochs, [r['cer'] for r in evals], 's-', color=colour,
+                    label='%s CER' % split)
+        ax_err.plot(epochs, [r['wer'] for r in evals], 'o--', color=colour, alpha=0.6,
+                    label='%s WER' % split)
+        for x, r in zip(epochs, evals):  # labels below and above in turn: splits may be close
             ax_err.annotate('%.3f' % r['cer'], (x, r['cer']), textcoords='offset points',
-                            xytext=(0, -12), ha='center', fontsize=7)
-        ax_err.legend()
-    ax_err.set(xlabel='minutes of training (wall clock)', ylabel='error rate (corpus level)',
-               title='eval error rates', ylim=(0, None))
+                            xytext=(0, 6 if number % 2 else -12), ha='center', fontsize=7,
+                            color=colour)
+    if splits:
+        # Under each evaluated epoch, the wall-clock minutes since the first record: how
+        # long the curve took to get there.
+        start = min(r['time'] for r in records if 'time' in r)
+        first = next(iter(splits.values()))
+        ax_err.set_xticks([r['epoch'] for r in first])
+        ax_err.set_xticklabels(['%d\n%.1f min' % (r['epoch'], (r['time'] - start) / 60)
+                                for r in first])
+        ax_err.legend(fontsize=8)
+    ax_err.set(xlabel='epoch (minutes of training, wall clock)',
+               ylabel='error rate (corpus level)', title='eval error rates by split',
+               ylim=(0, None))
     ax_err.grid(alpha=0.3)
     fig.tight_layout()
     tmp = png_path + '.tmp.png'

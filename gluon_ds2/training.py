@@ -12,10 +12,13 @@ checkpoint at the same epoch, batch position, step and optimizer state
 ``--log_every`` steps a ``kind: "train"`` record (``step``, ``epoch``, ``loss``
 averaged since the last record, ``grad_norm``, ``lr``, ``utterances_per_s``,
 ``audio_s_per_s``, ``time``), and after each evaluation a ``kind: "eval"``
-record (``step``, ``epoch``, ``time`` and the keys of
-:meth:`~gluon_ds2.metrics.ErrorRateAccumulator.result`). The curves of
+record per evaluation set (``split``: ``"eval"`` for ``--eval_data_dir``, else
+its ``--extra_eval_data_dirs`` name; ``step``, ``epoch``, ``time`` and the keys
+of :meth:`~gluon_ds2.metrics.ErrorRateAccumulator.result`). Early stop and the
+best checkpoint follow the ``"eval"`` set alone. The curves of
 ``training_curves.png`` are drawn from it.
 """
+import collections
 import functools
 import logging
 import os
@@ -30,6 +33,7 @@ from mxnet import autograd, gluon
 from . import checkpoint as ckpt
 from .augment import WaveformAugment
 from .batchify import make_dataloader
+from .config import PRIMARY_EVAL_SPLIT, parse_extra_eval_sets
 from .curves import MetricsLog, plot_curves
 from .dataset import SpeechDataset, load_entries
 from .decoder import greedy_decode_batch
@@ -244,13 +248,64 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
     bar.close()
 
 
-def _evaluate_all(net, eval_loader, eval_batches, eval_entries, contexts, dist, vocab):
-    """WER/CER over the whole eval set: each rank decodes its part, counts are summed."""
+EvalSet = collections.namedtuple('EvalSet', ['name', 'entries', 'batches', 'loader'])
+
+
+def _eval_set(name, manifests, cfg, vocab, dist):
+    """An evaluation set: its checked entries, this rank's batches and their loader.
+
+    Returns (EvalSet, drop counts).
+    """
+    # No output_length here: an utterance CTC cannot align cannot be trained on,
+    # but it can be decoded and scored, and evaluate.py scores it.
+    entries, dropped = load_entries(manifests, vocab, cfg.audio, on_error=cfg.data.on_bad_input,
+                                    progress=dist.is_root)
+    dataset = SpeechDataset(entries, cfg.audio, on_error=cfg.data.on_bad_input)
+    batches = sorted_batches(dataset.lengths, cfg.train.batch_size // dist.size,
+                             num_parts=dist.size, part_index=dist.rank)
+    loader = _make_loader(dataset, batches, cfg.data.num_workers)
+    return EvalSet(name, entries, batches, loader), dropped
+
+
+def _eval_sets(named, cfg, vocab, dist):
+    """EvalSets of ``[(name, manifests), ...]``: --eval_data_dir's first, then the extra sets.
+
+    An extra set's manifest that cannot be read is an error naming its flag.
+    """
+    sets = []
+    for name, manifests in named:
+        try:
+            eval_set, dropped = _eval_set(name, manifests, cfg, vocab, dist)
+        except (ValueError, OSError) as err:
+            if name == PRIMARY_EVAL_SPLIT:
+                raise
+            raise ValueError('--extra_eval_data_dirs: %s=%s: %s' % (name, manifests, err)) \
+                from None
+        if dist.is_root:
+            logger.info('%s: %d utterances (dropped %s)', name, len(eval_set.entries),
+                        dict(dropped) or 'none')
+        sets.append(eval_set)
+    return sets
+
+
+def _evaluate_all(net, eval_set, contexts, dist, vocab):
+    """WER/CER over a whole eval set: each rank decodes its part, counts are summed."""
     decode = functools.partial(greedy_decode_batch, vocab=vocab)
-    accumulator, _, _ = evaluate(net, eval_loader, eval_batches, eval_entries, contexts, decode,
-                                 progress=dist.is_root)
-    totals = dist.allreduce_sum(accumulator.to_vector(), name='eval_counts')
+    accumulator, _, _ = evaluate(net, eval_set.loader, eval_set.batches, eval_set.entries,
+                                 contexts, decode, progress=dist.is_root)
+    totals = dist.allreduce_sum(accumulator.to_vector(), name='eval_counts.' + eval_set.name)
     return type(accumulator).from_vector(totals).result()
+
+
+def _evaluate_and_log(net, eval_set, contexts, dist, vocab, log, step, epoch):
+    """Score ``eval_set``, write its metrics record and log line; returns the result dict."""
+    result = _evaluate_all(net, eval_set, contexts, dist, vocab)
+    log(kind='eval', split=eval_set.name, step=step, epoch=epoch, time=time.time(), **result)
+    if dist.is_root:
+        logger.info('epoch %d, %s: WER %.4f CER %.4f (corpus); mean per utterance: WER %.4f '
+                    'CER %.4f', epoch, eval_set.name, result['wer'], result['cer'],
+                    result['mean_wer'], result['mean_cer'])
+    return result
 
 
 def run(cfg):
@@ -263,6 +318,8 @@ def run(cfg):
         logging.getLogger(__package__).setLevel(logging.WARNING)
     learning_rate = t.learning_rate * (dist.size if t.scale_lr_by_workers else 1)
     waveform_augment = WaveformAugment.from_config(cfg.data)  # bad flags fail here, at once
+    named_eval_sets = [(PRIMARY_EVAL_SPLIT, cfg.data.eval_data_dir)] + \
+        parse_extra_eval_sets(cfg.data.extra_eval_data_dirs)
     mx.random.seed(t.seed + dist.rank)
     np.random.seed(t.seed)
     vocab = Vocabulary.from_file(cfg.data.vocabulary_file)
@@ -273,21 +330,14 @@ def run(cfg):
         ckpt.remove_partial_writes(t.model_dir)
         logger.info('%s; %s', describe_devices(contexts), dist.describe())
 
-    progress = dist.is_root
     train_entries, dropped = load_entries(
         cfg.data.train_data_dir, vocab, cfg.audio, on_error=cfg.data.on_bad_input,
-        output_length=output_length, max_duration=cfg.data.max_duration, progress=progress,
+        output_length=output_length, max_duration=cfg.data.max_duration, progress=dist.is_root,
         max_label_length=ctc_label_limit(contexts))
-    # No output_length here: an utterance CTC cannot align cannot be trained on,
-    # but it can be decoded and scored, and evaluate.py scores it.
-    eval_entries, eval_dropped = load_entries(
-        cfg.data.eval_data_dir, vocab, cfg.audio, on_error=cfg.data.on_bad_input,
-        progress=progress)
     if dist.is_root:
-        logger.info('train: %d utterances, %.2f h (dropped %s); eval: %d utterances '
-                    '(dropped %s)', len(train_entries),
-                    sum(e['duration'] for e in train_entries) / 3600, dict(dropped) or 'none',
-                    len(eval_entries), dict(eval_dropped) or 'none')
+        logger.info('train: %d utterances, %.2f h (dropped %s)', len(train_entries),
+                    sum(e['duration'] for e in train_entries) / 3600, dict(dropped) or 'none')
+    eval_sets = _eval_sets(named_eval_sets, cfg, vocab, dist)
 
     d = cfg.data
     augment = dict(freq_masks=d.freq_masks, freq_mask_width=d.freq_mask_width,
@@ -301,10 +351,6 @@ def run(cfg):
     keyed = augment or waveform_augment
     train_loader = _make_loader(train_set, EpochKeyedBatches(sampler) if keyed else sampler,
                                 d.num_workers)
-    eval_set = SpeechDataset(eval_entries, cfg.audio, on_error=cfg.data.on_bad_input)
-    eval_batches = sorted_batches(eval_set.lengths, t.batch_size // dist.size,
-                                  num_parts=dist.size, part_index=dist.rank)
-    eval_loader = _make_loader(eval_set, eval_batches, cfg.data.num_workers)
 
     loss_scaler = setup_precision(t.dtype, contexts)  # before the model is built
     net = DeepSpeech2.from_config(cfg.model, vocab.num_classes, cfg.audio.num_bins)
@@ -358,18 +404,15 @@ def run(cfg):
             wer = None
             if epoch_done % t.epochs_between_evals == 0 or epoch_done == t.train_epochs:
                 dist.average_running_statistics(net.collect_params())
-                result = _evaluate_all(net, eval_loader, eval_batches, eval_entries, contexts,
-                                       dist, vocab)
+                # eval_sets[0] is --eval_data_dir: it alone decides early stop and the best.
+                results = [_evaluate_and_log(net, eval_set, contexts, dist, vocab, log,
+                                             state['global_step'], epoch_done)
+                           for eval_set in eval_sets]
+                result = results[0]
                 wer = result['wer']
                 state['last_eval'] = result
                 if state['best_wer'] is None or wer < state['best_wer']:
                     state['best_wer'] = wer
-                log(kind='eval', step=state['global_step'], epoch=epoch_done, time=time.time(),
-                    **result)
-                if dist.is_root:
-                    logger.info('epoch %d: WER %.4f CER %.4f (corpus); mean per utterance: WER '
-                                '%.4f CER %.4f', epoch_done, result['wer'], result['cer'],
-                                result['mean_wer'], result['mean_cer'])
             state['epoch'] = epoch_done
             state['batch_in_epoch'] = 0
             if t.wer_threshold is not None and wer is not None and wer <= t.wer_threshold:

@@ -61,11 +61,11 @@ def demo_mirror(tmp_path_factory):
 def demo_manifests(demo_mirror, tmp_path_factory):
     """The demo corpus prepared by ``data/download.py --mirror``: ``{split: manifest path}``.
 
-    Splits are ``train``, ``dev`` and ``test``; WAV files and manifests are
-    laid out as for LibriSpeech (``<data_dir>/<split>/LibriSpeech/<split>.csv``).
+    Splits are ``train``, ``dev``, ``test`` and ``dev_ood``; WAV files and manifests
+    are laid out as for LibriSpeech (``<data_dir>/<split>/LibriSpeech/<split>.csv``).
     """
     data_dir = tmp_path_factory.mktemp('demo_data')
-    splits = ('train', 'dev', 'test')
+    splits = ('train', 'dev', 'test', 'dev_ood')
     result = subprocess.run([sys.executable, str(REPO_ROOT / 'data' / 'download.py'),
                              '--mirror', str(demo_mirror), '--data_dir', str(data_dir),
                              '--splits', ','.join(splits), '--workers', '2'],

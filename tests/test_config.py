@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from gluon_ds2.config import Config, add_arguments, from_args, parse_bool
+from gluon_ds2.config import (Config, add_arguments, from_args, parse_bool,
+                              parse_extra_eval_sets)
 
 
 def parse(argv, base=None):
@@ -94,6 +95,30 @@ def test_parse_bool():
     with pytest.raises(argparse.ArgumentTypeError) as info:
         parse_bool('2')
     assert str(info.value) == "expected true or false, got '2'"
+
+
+def test_extra_eval_data_dirs_name_their_manifests_in_order():
+    assert Config().data.extra_eval_data_dirs == ''
+    assert parse_extra_eval_sets(Config().data.extra_eval_data_dirs) == []
+    cfg = parse(['--extra_eval_data_dirs=dev_ood=data/dev_ood.csv, noisy = /tmp/a=b.csv'])
+    assert parse_extra_eval_sets(cfg.data.extra_eval_data_dirs) == [
+        ('dev_ood', 'data/dev_ood.csv'), ('noisy', '/tmp/a=b.csv')]
+
+
+@pytest.mark.parametrize('value, item, problem', [
+    ('data/dev_ood.csv', 'data/dev_ood.csv', 'expected NAME=MANIFEST'),
+    ('dev_ood=a.csv,', '', 'expected NAME=MANIFEST'),
+    ('=a.csv', '=a.csv', 'empty name'),
+    ('dev_ood=', 'dev_ood=', 'empty manifest path'),
+    ('eval=a.csv', 'eval=a.csv', "the name 'eval' is the --eval_data_dir set's"),
+    ('a=x.csv,b=y.csv,a=z.csv', 'a=z.csv', "the name 'a' is given twice"),
+])
+def test_bad_extra_eval_data_dirs_name_the_flag_and_the_item(value, item, problem):
+    with pytest.raises(ValueError) as info:
+        parse_extra_eval_sets(value)
+    assert str(info.value) == (
+        '--extra_eval_data_dirs: bad item %r: %s; give a comma-separated list of '
+        'NAME=MANIFEST with distinct names' % (item, problem))
 
 
 def test_json_round_trip():

@@ -125,13 +125,15 @@ def test_ranks_agree_and_only_rank0_writes(demo_manifests, tmp_path):
     averaged before evaluation and checkpoints; everything else is identical
     because the ranks apply the same allreduced gradients. The epoch's WER,
     computed by both ranks on halves of the dev set and summed, must equal a
-    single-process ``evaluate.py`` of the checkpoint rank 0 saved.
+    single-process ``evaluate.py`` of the checkpoint rank 0 saved; so must the
+    counts of the extra evaluation set (``--extra_eval_data_dirs``).
     """
     model_dir = tmp_path / 'model'
     result, _ = _train(['--train_data_dir=%s' % demo_manifests['train'],
                         '--eval_data_dir=%s' % demo_manifests['dev'],
                         '--model_dir=%s' % model_dir, '--batch_size=4', '--train_epochs=1',
-                        '--log_every=1', '--scale_lr_by_workers'],
+                        '--log_every=1', '--scale_lr_by_workers',
+                        '--extra_eval_data_dirs=dev_ood=%s' % demo_manifests['dev_ood']],
                        extra_env={'GLUON_DS2_TEST_PARAMS': str(tmp_path / 'params')})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -151,18 +153,20 @@ def test_ranks_agree_and_only_rank0_writes(demo_manifests, tmp_path):
     train = [r for r in records if r['kind'] == 'train']
     assert [r['step'] for r in train] == [1, 2, 3, 4, 5, 6]  # once each: rank 0 alone writes
     assert all(r['lr'] == pytest.approx(2 * 5e-4) for r in train)  # --scale_lr_by_workers
-    (evaluation,) = [r for r in records if r['kind'] == 'eval']
-    assert evaluation['utterances'] == 6
-
-    results_path = tmp_path / 'evaluate.jsonl'
-    result, _ = _run([sys.executable, 'evaluate.py', str(model_dir), '--which=latest',
-                      '--eval_data_dir=%s' % demo_manifests['dev'], '--num_workers=0',
-                      '--output=%s' % results_path])
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = [json.loads(line) for line in results_path.read_text().splitlines()]
-    assert len(rows) == 6
-    for key in ('word_edits', 'reference_words', 'char_edits', 'reference_chars'):
-        assert sum(row[key] for row in rows) == evaluation[key], key
+    evaluations = [r for r in records if r['kind'] == 'eval']
+    assert [r['split'] for r in evaluations] == ['eval', 'dev_ood']
+    for evaluation, manifest in zip(evaluations, (demo_manifests['dev'],
+                                                  demo_manifests['dev_ood'])):
+        assert evaluation['utterances'] == 6
+        results_path = tmp_path / ('evaluate_%s.jsonl' % evaluation['split'])
+        result, _ = _run([sys.executable, 'evaluate.py', str(model_dir), '--which=latest',
+                          '--eval_data_dir=%s' % manifest, '--num_workers=0',
+                          '--output=%s' % results_path])
+        assert result.returncode == 0, result.stdout + result.stderr
+        rows = [json.loads(line) for line in results_path.read_text().splitlines()]
+        assert len(rows) == 6
+        for key in ('word_edits', 'reference_words', 'char_edits', 'reference_chars'):
+            assert sum(row[key] for row in rows) == evaluation[key], (evaluation['split'], key)
 
 
 @pytest.fixture

@@ -48,7 +48,12 @@ def test_every_stage_leaves_well_formed_output(demo_run):
     with zipfile.ZipFile(model_dir / index['latest']) as archive:
         assert archive.testzip() is None
     records = [json.loads(line) for line in (model_dir / 'metrics.jsonl').read_text().splitlines()]
-    assert [r['epoch'] for r in records if r['kind'] == 'eval'] == [1, 2]
+    # dev (the --eval_data_dir set) and dev_ood scored after each epoch
+    evals = [r for r in records if r['kind'] == 'eval']
+    assert [(r['epoch'], r['split']) for r in evals] == [
+        (1, 'eval'), (1, 'dev_ood'), (2, 'eval'), (2, 'dev_ood')]
+    assert [r['utterances'] for r in evals] == [int(TINY['DEMO_DEV_UTTERANCES']),
+                                                int(TINY['DEMO_DEV_OOD_UTTERANCES'])] * 2
     assert (model_dir / 'training_curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     for split in ('test', 'test_ood'):
         for decoder in ('greedy', 'lm'):
@@ -83,6 +88,14 @@ def test_summary_names_the_outputs_and_the_test_error_rates(demo_run):
                         for r in results) / sum(len(r['reference']) for r in results)
             cells.append('%.4f / %.4f' % (words, chars))
         assert '  %-14s %-20s %-20s' % (split, cells[0], cells[1]) in summary
+    # The dev curves by epoch, both splits, as the metrics log has them.
+    records = [json.loads(line) for line in (model_dir / 'metrics.jsonl').read_text().splitlines()]
+    assert '  dev curve      dev WER / CER        dev_ood WER / CER' in summary
+    for epoch in (1, 2):
+        dev, dev_ood = [r for r in records if r['kind'] == 'eval' and r['epoch'] == epoch]
+        assert '  epoch %-8d %-20s %s' % (epoch, '%.4f / %.4f' % (dev['wer'], dev['cer']),
+                                          '%.4f / %.4f' % (dev_ood['wer'], dev_ood['cer'])) \
+            in summary
     # Three test files were transcribed and printed against their references.
     assert result.stdout.count('\n  reference:  ') == 3
     assert result.stdout.count('\n  transcript: ') == 3

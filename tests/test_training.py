@@ -44,7 +44,7 @@ TINY_MODEL = ('--rnn_hidden_size=32', '--rnn_hidden_layers=1', '--conv_filters=4
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 TRAIN_RECORD_KEYS = {'kind', 'step', 'epoch', 'loss', 'grad_norm', 'lr', 'utterances_per_s',
                      'audio_s_per_s', 'time'}
-EVAL_RECORD_KEYS = {'kind', 'step', 'epoch', 'time', 'wer', 'cer', 'mean_wer', 'mean_cer',
+EVAL_RECORD_KEYS = {'kind', 'split', 'step', 'epoch', 'time', 'wer', 'cer', 'mean_wer', 'mean_cer',
                     'utterances', 'word_edits', 'reference_words', 'char_edits',
                     'reference_chars'}
 
@@ -191,7 +191,7 @@ def test_metrics_log_and_training_curves(reference_run, demo_manifests):
         assert record['loss'] > 0 and np.isfinite(record['grad_norm'])
         assert record['lr'] == 1e-3 and record['utterances_per_s'] > 0
     assert len(evals) == 1 and set(evals[0]) == EVAL_RECORD_KEYS
-    assert (evals[0]['step'], evals[0]['epoch']) == (6, 1)
+    assert (evals[0]['split'], evals[0]['step'], evals[0]['epoch']) == ('eval', 6, 1)
     dev = read_manifest(str(demo_manifests['dev']))
     assert evals[0]['utterances'] == len(dev)
     assert evals[0]['reference_words'] == sum(len(t.split()) for t in dev.transcript)
@@ -229,6 +229,82 @@ def test_changing_the_model_on_resume_is_a_one_line_error(reference_run, demo_ma
         'train.py: error: --rnn_hidden_size=64 differs from the checkpoint in %s (32): a '
         'resumed run keeps its model and features. Use a new --model_dir to train a '
         'different model.' % model_dir)
+
+
+@pytest.mark.slow
+def test_extra_eval_sets_are_scored_each_epoch_as_evaluate_py_scores_them(demo_manifests,
+                                                                          tmp_path):
+    """--extra_eval_data_dirs: a record and a log line per set and epoch, with the counts
+    evaluate.py finds for that epoch's checkpoint; the best checkpoint follows --eval_data_dir.
+    """
+    utterances = shortest(demo_manifests['train'], 4, tmp_path / 'four.csv')
+    model_dir = tmp_path / 'model'
+    result = run(train_command(
+        model_dir, utterances, demo_manifests['dev'], *TINY_MODEL, '--batch_size=4',
+        '--num_workers=0', '--train_epochs=2', '--learning_rate=1e-3',
+        '--extra_eval_data_dirs=dev_ood=%s' % demo_manifests['dev_ood']))
+    assert result.returncode == 0, result.stderr
+    evals = records(str(model_dir), 'eval')
+    assert [(r['epoch'], r['step'], r['split']) for r in evals] == [
+        (1, 1, 'eval'), (1, 1, 'dev_ood'), (2, 2, 'eval'), (2, 2, 'dev_ood')]
+    for record in evals:
+        assert set(record) == EVAL_RECORD_KEYS
+        assert 'epoch %d, %s: WER %.4f CER %.4f (corpus)' % (
+            record['epoch'], record['split'], record['wer'], record['cer']) in result.stderr
+    dev_ood = read_manifest(str(demo_manifests['dev_ood']))
+    for record in evals[1::2]:
+        assert record['utterances'] == len(dev_ood)
+        assert record['reference_chars'] == sum(len(t) for t in dev_ood.transcript)
+
+    # The checkpoints are ranked by the --eval_data_dir set's WER alone.
+    primary = {r['step']: r['wer'] for r in evals if r['split'] == 'eval'}
+    index = read_index(str(model_dir))
+    assert {e['global_step']: e['wer'] for e in index['checkpoints']} == primary
+    best_step = min(primary, key=lambda step: (primary[step], -step))
+    assert index['best'] == 'ckpt-%08d.ckpt' % best_step
+
+    # Independently: evaluate.py on the epoch-1 checkpoint (written right after its
+    # evaluation, with the weights evaluated), scoring dev_ood in a different batch size.
+    output = tmp_path / 'dev_ood.jsonl'
+    scored = run([sys.executable, str(REPO_ROOT / 'evaluate.py'),
+                  str(model_dir / 'ckpt-00000001.ckpt'),
+                  '--eval_data_dir=%s' % demo_manifests['dev_ood'], '--batch_size=2',
+                  '--num_workers=0', '--output=%s' % output])
+    assert scored.returncode == 0, scored.stderr
+    with open(output) as f:
+        results = [json.loads(line) for line in f]
+    epoch1 = evals[1]
+    assert sum(edit_distance(r['reference'], r['hypothesis']) for r in results) == \
+        epoch1['char_edits']
+    assert sum(edit_distance(r['reference'].split(), r['hypothesis'].split())
+               for r in results) == epoch1['word_edits']
+    assert re.search(r'^CER \(corpus\)\s+%s ' % re.escape('%.4f' % epoch1['cer']),
+                     scored.stdout, re.M), scored.stdout
+    assert re.search(r'^WER \(corpus\)\s+%s ' % re.escape('%.4f' % epoch1['wer']),
+                     scored.stdout, re.M), scored.stdout
+    # The curve plot decodes as an image (the splits it draws: tests/test_curves.py).
+    from matplotlib import image
+    assert image.imread(str(model_dir / 'training_curves.png')).ndim == 3
+
+
+@pytest.mark.parametrize('value, message', [
+    ('dev_ood', "--extra_eval_data_dirs: bad item 'dev_ood': expected NAME=MANIFEST; give a "
+                "comma-separated list of NAME=MANIFEST with distinct names"),
+    ('dev_ood={missing}', "--extra_eval_data_dirs: dev_ood={missing}: [Errno 2] No such file "
+                          "or directory: '{missing}'"),
+], ids=['no_equals_sign', 'missing_manifest'])
+def test_bad_extra_eval_data_dirs_stop_training_at_start_up(demo_manifests, tmp_path, value,
+                                                            message):
+    missing = str(tmp_path / 'missing.csv')
+    model_dir = tmp_path / 'model'
+    result = run(train_command(model_dir, demo_manifests['dev'], demo_manifests['dev'],
+                               *TINY_MODEL, '--num_workers=0',
+                               '--extra_eval_data_dirs=%s' % value.format(missing=missing)))
+    assert result.returncode == 1
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == \
+        'train.py: error: ' + message.format(missing=missing)
+    assert not os.path.exists(os.path.join(model_dir, 'checkpoints.json'))
 
 
 def wait_for(condition, process, timeout=120):
