@@ -48,7 +48,7 @@ from .sampler import EpochKeyedBatches, SortagradSampler, sorted_batches
 from .scoring import evaluate
 from .vocab import Vocabulary
 
-__all__ = ['train_step', 'train_one_epoch',
+__all__ = ['train_step', 'train_one_epoch', 'make_train_loader', 'build_model',
            'run', 'TrainingStopped']
 
 logger = logging.getLogger(__name__)
@@ -248,6 +248,43 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
     bar.close()
 
 
+def make_train_loader(cfg, train_entries, waveform_augment, dist):
+    """train.py's training batches: Dataset (with its augmentation), sampler, DataLoader.
+
+    Returns ``(sampler, loader)``; ``sampler.set_epoch()`` chooses each epoch's order.
+    """
+    d, t = cfg.data, cfg.train
+    augment = dict(freq_masks=d.freq_masks, freq_mask_width=d.freq_mask_width,
+                   time_masks=d.time_masks, time_mask_width=d.time_mask_width) \
+        if d.freq_masks or d.time_masks else None
+    train_set = SpeechDataset(train_entries, cfg.audio, on_error=d.on_bad_input,
+                              augment=augment, seed=t.seed, waveform_augment=waveform_augment,
+                              output_length=output_length)
+    sampler = SortagradSampler(train_set.lengths, t.batch_size, sortagrad=d.sortagrad,
+                               seed=t.seed, num_parts=dist.size, part_index=dist.rank)
+    keyed = augment or waveform_augment
+    loader = _make_loader(train_set, EpochKeyedBatches(sampler) if keyed else sampler,
+                          d.num_workers)
+    return sampler, loader
+
+
+def build_model(cfg, num_classes, contexts):
+    """DeepSpeech2 with its parameters created on ``contexts``, hybridized as training runs it."""
+    net = DeepSpeech2.from_config(cfg.model, num_classes, cfg.audio.num_bins)
+    net.initialize(ctx=contexts)  # each layer has the reference's initializer
+    net.hybridize(static_alloc=True, static_shape=False)
+    # Deferred initialization: a forward pass on every rank creates the
+    # parameters before they are broadcast from rank 0. In training mode: on
+    # CPU an inference pass leaves the conv weights in MKL-DNN's blocked layout,
+    # which Horovod's ops cannot read ("We can't generate TBlob for MKLDNN
+    # data"). Its BatchNorm update of zeros takes running_var from 1 to 0.997.
+    probe = mx.nd.zeros((1, 1, 64, cfg.audio.num_bins))
+    with autograd.train_mode():
+        for ctx in contexts:
+            net(probe.as_in_context(ctx), mx.nd.array([64], ctx=ctx))
+    return net
+
+
 EvalSet = collections.namedtuple('EvalSet', ['name', 'entries', 'batches', 'loader'])
 
 
@@ -339,32 +376,10 @@ def run(cfg):
                     sum(e['duration'] for e in train_entries) / 3600, dict(dropped) or 'none')
     eval_sets = _eval_sets(named_eval_sets, cfg, vocab, dist)
 
-    d = cfg.data
-    augment = dict(freq_masks=d.freq_masks, freq_mask_width=d.freq_mask_width,
-                   time_masks=d.time_masks, time_mask_width=d.time_mask_width) \
-        if d.freq_masks or d.time_masks else None
-    train_set = SpeechDataset(train_entries, cfg.audio, on_error=d.on_bad_input,
-                              augment=augment, seed=t.seed, waveform_augment=waveform_augment,
-                              output_length=output_length)
-    sampler = SortagradSampler(train_set.lengths, t.batch_size, sortagrad=d.sortagrad,
-                               seed=t.seed, num_parts=dist.size, part_index=dist.rank)
-    keyed = augment or waveform_augment
-    train_loader = _make_loader(train_set, EpochKeyedBatches(sampler) if keyed else sampler,
-                                d.num_workers)
+    sampler, train_loader = make_train_loader(cfg, train_entries, waveform_augment, dist)
 
     loss_scaler = setup_precision(t.dtype, contexts)  # before the model is built
-    net = DeepSpeech2.from_config(cfg.model, vocab.num_classes, cfg.audio.num_bins)
-    net.initialize(ctx=contexts)  # each layer has the reference's initializer
-    net.hybridize(static_alloc=True, static_shape=False)
-    # Deferred initialization: a forward pass on every rank creates the
-    # parameters before they are broadcast from rank 0. In training mode: on
-    # CPU an inference pass leaves the conv weights in MKL-DNN's blocked layout,
-    # which Horovod's ops cannot read ("We can't generate TBlob for MKLDNN
-    # data"). Its BatchNorm update of zeros takes running_var from 1 to 0.997.
-    probe = mx.nd.zeros((1, 1, 64, cfg.audio.num_bins))
-    with autograd.train_mode():
-        for ctx in contexts:
-            net(probe.as_in_context(ctx), mx.nd.array([64], ctx=ctx))
+    net = build_model(cfg, vocab.num_classes, contexts)
     trainer = dist.make_trainer(net.collect_params(), 'adam', {'learning_rate': learning_rate})
     meta = restore_checkpoint(t.model_dir, dist, net, trainer)
     dist.broadcast_parameters(net.collect_params())
