@@ -24,7 +24,6 @@ import logging
 import os
 import signal
 import time
-import warnings
 
 import mxnet as mx
 import numpy as np
@@ -49,7 +48,7 @@ from .scoring import evaluate
 from .vocab import Vocabulary
 
 __all__ = ['train_step', 'train_one_epoch', 'make_train_loader', 'build_model',
-           'run', 'TrainingStopped']
+           'checkpoint_meta', 'run', 'TrainingStopped']
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +99,10 @@ def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient, loss
     ``loss_scale`` multiplies the loss before backward (float16 training) and is
     divided out of the gradients before clipping and the update.
 
+    The step waits for the device once, for the gradient norm and the loss
+    together, and returns with the optimizer update still running: the caller
+    fetches the next batch meanwhile.
+
     Returns
     -------
     (mean loss, gradient norm, finite) : (float, float, bool)
@@ -119,6 +122,7 @@ def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient, loss
     _mark_zero_gradients(params, contexts[len(busy):])
     losses = []
     if busy:
+        # The lengths are an input, ready at once: reading them waits for nothing.
         out_lengths = mx.nd.array(output_length(feature_lengths.asnumpy().astype(np.int64)))
         split = functools.partial(gluon.utils.split_and_load, ctx_list=busy, even_split=False)
         with autograd.record():
@@ -135,21 +139,27 @@ def train_step(net, trainer, loss_fn, batch, contexts, dist, clip_gradient, loss
             for data in others[len(busy) - 1:]:
                 first.copyto(data)
     dist.allreduce_gradients(params)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', UserWarning)  # NaN is handled below, not warned about
-        import gluonnlp
-        max_norm = clip_gradient * loss_scale if clip_gradient > 0 else float('inf')
-        norm = float(gluonnlp.utils.clip_grad_global_norm(params, max_norm).asscalar())
-        norm /= loss_scale
+    import gluonnlp
+    # (1,): the global L2 norm of the (scaled) gradients, the same on every device.
+    scaled_norm = gluonnlp.utils.grad_global_norm(params)
+    if losses:
+        loss_sum = mx.nd.add_n(*[loss.sum().as_in_context(scaled_norm.context)
+                                 for loss in losses])
+        scaled_norm, loss_sum = mx.nd.concat(scaled_norm, loss_sum, dim=0).asnumpy()
+        mean_loss = float(loss_sum) / count
+    else:
+        scaled_norm, mean_loss = scaled_norm.asnumpy()[0], float('nan')
+    norm = float(scaled_norm) / loss_scale
     finite = bool(np.isfinite(norm))
     if finite:
-        trainer.update(loss_scale)  # the optimizer divides the gradients by loss_scale
+        # The clip folds into the optimizer's rescaling of the gradients (by
+        # clip / loss_scale): no pass over the gradients of its own.
+        clip = min(1.0, clip_gradient / norm) if clip_gradient > 0 and norm > 0 else 1.0
+        trainer.update(loss_scale / clip)
     else:
         for param, saved in zip(statistics, saved_statistics):
             for data, copy in zip(param.list_data(), saved):
                 copy.copyto(data)
-    mean_loss = float(sum(loss.sum().asscalar() for loss in losses)) / count if losses \
-        else float('nan')
     return mean_loss, norm, finite
 
 
@@ -177,7 +187,8 @@ class _Interrupt:
 
 
 def _audio_seconds(feature_lengths, cfg):
-    return float(feature_lengths.sum().asscalar()) * cfg.audio.stride_ms / 1000.0
+    # On the host: an NDArray sum would queue behind the running update and wait for it.
+    return float(feature_lengths.asnumpy().sum()) * cfg.audio.stride_ms / 1000.0
 
 
 def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, log, save,
@@ -285,6 +296,16 @@ def build_model(cfg, num_classes, contexts):
     return net
 
 
+def checkpoint_meta(state, cfg, vocab, num_parts, loss_scaler=None):
+    """What a checkpoint records besides the weights: the loop's state, config, vocabulary.
+
+    With float16 the loss scaler's state too, so a resumed run keeps its scale.
+    """
+    return dict(state, config=cfg.to_json(), vocabulary=vocab.to_list(), num_parts=num_parts,
+                mxnet_version=mx.__version__, time=time.time(),
+                loss_scaler=loss_scaler.state_dict() if loss_scaler else None)
+
+
 EvalSet = collections.namedtuple('EvalSet', ['name', 'entries', 'batches', 'loader'])
 
 
@@ -381,7 +402,7 @@ def run(cfg):
     loss_scaler = setup_precision(t.dtype, contexts)  # before the model is built
     net = build_model(cfg, vocab.num_classes, contexts)
     trainer = dist.make_trainer(net.collect_params(), 'adam', {'learning_rate': learning_rate})
-    meta = restore_checkpoint(t.model_dir, dist, net, trainer)
+    meta = restore_checkpoint(t.model_dir, dist, net, trainer, loss_scaler)
     dist.broadcast_parameters(net.collect_params())
     state = initial_state(meta, sampler.num_batches())
     trainer.set_learning_rate(learning_rate * t.lr_decay ** state['epoch'])
@@ -400,9 +421,8 @@ def run(cfg):
         dist.average_running_statistics(net.collect_params())  # every rank calls save()
         if not dist.is_root:
             return
-        meta_out = dict(state, config=cfg.to_json(), vocabulary=vocab.to_list(),
-                        num_parts=dist.size, mxnet_version=mx.__version__, time=time.time())
-        path = ckpt.save_checkpoint(t.model_dir, net, trainer, meta_out,
+        path = ckpt.save_checkpoint(t.model_dir, net, trainer,
+                                    checkpoint_meta(state, cfg, vocab, dist.size, loss_scaler),
                                     keep=t.keep_checkpoints, wer=wer)
         logger.info('saved %s', path)
 
