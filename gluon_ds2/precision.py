@@ -10,7 +10,9 @@ README). Parameters and the optimizer stay float32.
 float16 gradients underflow without loss scaling: :class:`LossScaler` multiplies
 the loss by a scale, and the training step divides it out of the gradients. A
 step whose gradients overflow is skipped and halves the scale; the scale doubles
-again after ``growth_interval`` good steps in a row.
+again after ``growth_interval`` good steps in a row. Checkpoints keep the scale
+(:meth:`LossScaler.state_dict`), so a resumed run neither starts again at 2 ** 16
+nor overflows its way back down.
 """
 import logging
 
@@ -63,6 +65,15 @@ class LossScaler:
             self.scale *= self.factor
             self.good_steps = 0
         return True
+
+    def state_dict(self):
+        """What a checkpoint keeps: the scale and the good steps since it last changed."""
+        return dict(scale=self.scale, good_steps=self.good_steps)
+
+    def load_state_dict(self, state):
+        """Continue from :meth:`state_dict` (a resumed run keeps its scale)."""
+        self.scale = float(state['scale'])
+        self.good_steps = int(state['good_steps'])
 
 
 def setup_precision(dtype, contexts):

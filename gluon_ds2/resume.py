@@ -9,8 +9,8 @@
   Under Horovod rank 0 chooses and every rank loads that file, optimizer
   state included; the directory must be shared by the hosts.
 * **Where training picks up.** The checkpoint's epoch, batch within the epoch,
-  step and counters; a checkpoint written at the end of an epoch continues
-  with the next one.
+  step and counters, and float16's loss scale; a checkpoint written at the end
+  of an epoch continues with the next one.
 """
 import logging
 import os
@@ -59,12 +59,13 @@ def run_config(explicit):
     return Config.from_json(data), found is not None
 
 
-def restore_checkpoint(model_dir, dist, net, trainer):
-    """Load ``model_dir``'s latest usable checkpoint into ``net`` and ``trainer``.
+def restore_checkpoint(model_dir, dist, net, trainer, loss_scaler=None):
+    """Load ``model_dir``'s latest usable checkpoint into ``net``, ``trainer`` and ``loss_scaler``.
 
     Every rank calls it; rank 0 chooses the file. Returns the checkpoint's
     meta dict, or None when there is nothing to resume. Broadcast the
-    parameters afterwards.
+    parameters afterwards. A checkpoint without a loss scale (a float32 or
+    bfloat16 run, or one older than the scale's saving) leaves ``loss_scaler`` as it is.
     """
     found = ckpt.load_latest(model_dir) if dist.is_root else None
     path = dist.broadcast_object(found[0] if found else None, name='resume_path')
@@ -72,6 +73,8 @@ def restore_checkpoint(model_dir, dist, net, trainer):
         return None
     meta, archive = found[1:] if found else ckpt.read_checkpoint(path)
     ckpt.load_into(path, archive, net, trainer)
+    if loss_scaler is not None and meta.get('loss_scaler'):
+        loss_scaler.load_state_dict(meta['loss_scaler'])
     if dist.is_root:
         logger.info('resuming from %s (epoch %d, batch %d, step %d)', path, meta['epoch'] + 1,
                     meta['batch_in_epoch'], meta['global_step'])

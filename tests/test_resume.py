@@ -1,8 +1,13 @@
 """Resuming: which config wins, which checkpoint, where training picks up."""
 import pytest
 
+from gluon_ds2.checkpoint import save_checkpoint
 from gluon_ds2.config import Config
-from gluon_ds2.resume import initial_state, run_config
+from gluon_ds2.distributed import Distributed
+from gluon_ds2.precision import LossScaler
+from gluon_ds2.resume import initial_state, restore_checkpoint, run_config
+from gluon_ds2.training import checkpoint_meta
+from gluon_ds2.vocab import Vocabulary
 from test_checkpoint import save, tiny_model
 
 
@@ -60,3 +65,42 @@ def test_initial_state_continues_where_the_checkpoint_stopped():
     finished = dict(epoch=2, batch_in_epoch=6, global_step=18)
     state = initial_state(finished, 6)
     assert (state['epoch'], state['batch_in_epoch'], state['global_step']) == (3, 0, 18)
+
+
+def test_resumed_float16_run_continues_with_the_saved_loss_scale(tmp_path):
+    """The scale and its count of good steps survive a real checkpoint file."""
+    outcomes = [True] * 5 + [False, False] + [True] * 3  # two overflows: 2 ** 16 -> 2 ** 14
+    later = [True] * 4 + [False] + [True] * 6
+    uninterrupted = LossScaler(growth_interval=6)
+    for finite in outcomes:
+        uninterrupted.update(finite)
+    assert (uninterrupted.scale, uninterrupted.good_steps) == (2.0 ** 14, 3)
+
+    net, trainer = tiny_model(seed=1)
+    state = initial_state(None, 10)
+    state.update(global_step=8, batch_in_epoch=10)
+    meta = checkpoint_meta(state, Config(), Vocabulary.from_file(Config().data.vocabulary_file),
+                           1, uninterrupted)
+    save_checkpoint(str(tmp_path), net, trainer, meta)
+
+    resumed = LossScaler(growth_interval=6)  # what a new process starts with: 2 ** 16
+    fresh_net, fresh_trainer = tiny_model(seed=2)
+    restore_checkpoint(str(tmp_path), Distributed(), fresh_net, fresh_trainer, resumed)
+    assert (resumed.scale, resumed.good_steps) == (2.0 ** 14, 3)
+    # From here the resumed scaler makes the decisions the uninterrupted one makes: it
+    # doubles after 3 more good steps, not 6, and an overflow halves the saved scale.
+    scales = []
+    for finite in later:
+        assert resumed.update(finite) == uninterrupted.update(finite) == finite
+        scales.append(resumed.scale)
+        assert resumed.scale == uninterrupted.scale
+    assert scales[:5] == [2.0 ** 14, 2.0 ** 14, 2.0 ** 15, 2.0 ** 15, 2.0 ** 14]
+
+
+def test_checkpoint_without_a_loss_scale_leaves_the_scaler_alone(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    save(tmp_path, net, trainer, 5)  # a float32 run's checkpoint
+    scaler = LossScaler()
+    meta = restore_checkpoint(str(tmp_path), Distributed(), net, trainer, scaler)
+    assert meta['global_step'] == 5
+    assert (scaler.scale, scaler.good_steps) == (2.0 ** 16, 0)
