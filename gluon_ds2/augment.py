@@ -193,6 +193,14 @@ def clip(samples, level):
     return np.clip(samples, -threshold, threshold)
 
 
+def _stage_draws(key, stage, probability):
+    """The stage's generator if it applies to the utterance of ``key``, else None."""
+    if probability <= 0:
+        return None
+    draw = np.random.default_rng(list(key) + [stage])
+    return draw if draw.random() < probability else None
+
+
 def _parse_floats(text, flag, count=None):
     try:
         values = [float(v) for v in str(text).split(',') if v.strip()]
@@ -293,6 +301,15 @@ class WaveformAugment:
             p > 0 for p in (self.noise_prob, self.reverb_prob, self.band_limit_prob,
                             self.gain_prob, self.clip_prob))
 
+    def speed_factor(self, key):
+        """The speed :meth:`__call__` draws for ``key`` (1.0 without speed perturbation).
+
+        The sampler sorts each epoch by the lengths these speeds give, without
+        reading any audio.
+        """
+        draw = _stage_draws(key, _SPEED, 1.0 if self.speed_factors else 0.0)
+        return 1.0 if draw is None else float(draw.choice(self.speed_factors))
+
     def __call__(self, samples, sample_rate, key, fits=None, babble_source=None):
         """Augment one utterance.
 
@@ -315,15 +332,11 @@ class WaveformAugment:
         (S',) float64; ``S' = S`` unless the speed changed.
         """
         def stage_draws(stage, probability):
-            """The stage's generator if it applies to this utterance, else None."""
-            if probability <= 0:
-                return None
-            draw = np.random.default_rng(list(key) + [stage])
-            return draw if draw.random() < probability else None
+            return _stage_draws(key, stage, probability)
 
-        draw = stage_draws(_SPEED, 1.0 if self.speed_factors else 0.0)
-        if draw is not None:
-            faster = speed_perturb(samples, float(draw.choice(self.speed_factors)), sample_rate)
+        factor = self.speed_factor(key)
+        if factor != 1.0:
+            faster = speed_perturb(samples, factor, sample_rate)
             if fits is None or fits(len(faster)):
                 samples = faster
         draw = stage_draws(_NOISE, self.noise_prob)

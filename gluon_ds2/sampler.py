@@ -29,11 +29,16 @@ class SortagradSampler:
     seed : int
         Base seed; epoch ``e`` shuffles with ``seed + e``, so every part (and a
         resumed run) draws the same order.
+    epoch_lengths : callable or None
+        ``epoch -> lengths``: sort keys that replace ``lengths`` in that epoch
+        (speed perturbation changes the lengths every epoch). Deterministic, so
+        every part sorts alike.
     num_parts, part_index : int
         Data-parallel sharding (Horovod size and rank).
     """
 
-    def __init__(self, lengths, batch_size, sortagrad=True, seed=1, num_parts=1, part_index=0):
+    def __init__(self, lengths, batch_size, sortagrad=True, seed=1, num_parts=1, part_index=0,
+                 epoch_lengths=None):
         if batch_size < 1:
             raise ValueError('batch_size must be positive, got %d' % batch_size)
         if batch_size % num_parts:
@@ -51,6 +56,8 @@ class SortagradSampler:
         self.part_index = part_index
         # Stable sort: equal lengths keep manifest order, so the order is reproducible.
         self.sorted_indices = np.argsort(np.asarray(lengths), kind='mergesort')
+        self.epoch_lengths = epoch_lengths
+        self._epoch_order = (None, None)  # (epoch, its sorted indices)
         self.epoch = 0
         self.start_batch = 0
 
@@ -59,9 +66,21 @@ class SortagradSampler:
         self.epoch = epoch
         self.start_batch = start_batch
 
+    def sorted_order(self, epoch):
+        """Utterance indices sorted by length, by ``epoch``'s lengths when they vary."""
+        if self.epoch_lengths is None:
+            return self.sorted_indices
+        if self._epoch_order[0] != epoch:
+            order = np.argsort(np.asarray(self.epoch_lengths(epoch)), kind='mergesort')
+            if len(order) != len(self.sorted_indices):
+                raise ValueError('epoch_lengths(%d) gave %d lengths for %d utterances'
+                                 % (epoch, len(order), len(self.sorted_indices)))
+            self._epoch_order = (epoch, order)
+        return self._epoch_order[1]
+
     def global_batches(self, epoch):
         """The epoch's global batches (before sharding), as index arrays."""
-        order = self.sorted_indices
+        order = self.sorted_order(epoch)
         full = len(order) // self.batch_size
         batches = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(full)]
         if not (epoch == 0 and self.sortagrad):

@@ -272,7 +272,8 @@ def make_train_loader(cfg, train_entries, waveform_augment, dist):
                               augment=augment, seed=t.seed, waveform_augment=waveform_augment,
                               output_length=output_length)
     sampler = SortagradSampler(train_set.lengths, t.batch_size, sortagrad=d.sortagrad,
-                               seed=t.seed, num_parts=dist.size, part_index=dist.rank)
+                               seed=t.seed, num_parts=dist.size, part_index=dist.rank,
+                               epoch_lengths=train_set.epoch_lengths)
     keyed = augment or waveform_augment
     loader = _make_loader(train_set, EpochKeyedBatches(sampler) if keyed else sampler,
                           d.num_workers)

@@ -358,3 +358,31 @@ def test_train_py_runs_with_every_augmentation_on(demo_manifests, tmp_path):
     data = meta['config']['data']
     assert (data['speed_perturb'], data['noise_prob'], data['reverb_prob'],
             data['band_limit_prob'], data['gain_prob'], data['clip_prob']) == (True, 1, 1, 1, 1, 1)
+
+
+def test_epoch_lengths_sort_as_the_perturbed_features_do(tmp_path):
+    """The sort keys of each epoch follow the speed each utterance really gets that epoch,
+    read from the features the dataset produces from real audio."""
+    rng = np.random.default_rng(3)
+    # Lengths 2 % apart: a speed of 0.9 or 1.1 reorders them.
+    utterances = [(tone(300, 1.0 + 0.02 * i) + 0.01 * rng.standard_normal(
+        int((1.0 + 0.02 * i) * RATE)), 'a tone') for i in range(12)]
+    entries = write_corpus(tmp_path, utterances)
+    speeds = WaveformAugment(speed_factors=(0.9, 1.0, 1.1))
+    dataset = SpeechDataset(entries, AUDIO, seed=4, waveform_augment=speeds)
+    assert dataset.epoch_lengths(0) != dataset.epoch_lengths(1)
+    for epoch in (0, 1):
+        keys = dataset.epoch_lengths(epoch)
+        frames = [dataset[(epoch, index)][0].shape[0] for index in range(len(entries))]
+        for index, entry in enumerate(entries):
+            size = entry['wav_filesize']
+            factor = min((0.9, 1.0, 1.1), key=lambda f: abs(size / f - keys[index]))
+            assert keys[index] == pytest.approx(size / factor, rel=1e-12)
+            assert frames[index] == frames_of(
+                len(speed_perturb(read_audio(entry['wav_filename'], RATE), factor, RATE)))
+        assert sorted(range(len(keys)), key=keys.__getitem__) == \
+            sorted(range(len(frames)), key=lambda i: (frames[i], keys[i]))
+    # Without speed perturbation the keys are the file sizes, every epoch.
+    plain = SpeechDataset(entries, AUDIO, seed=4, waveform_augment=WaveformAugment(
+        noise_prob=1.0))
+    assert plain.epoch_lengths(3) == plain.lengths == [e['wav_filesize'] for e in entries]

@@ -139,3 +139,21 @@ def test_epoch_keyed_batches_carry_the_epoch_with_the_same_order():
         plain = list(sampler)
         assert len(keyed) == len(plain)
         assert list(keyed) == [[(epoch, i) for i in batch] for batch in plain]
+
+
+def test_epoch_lengths_sort_each_epoch_by_its_own_lengths():
+    lengths_of = {e: np.random.RandomState(20 + e).randint(1000, 100000, size=23).tolist()
+                  for e in range(3)}
+    sampler = SortagradSampler(LENGTHS, BATCH, seed=3, epoch_lengths=lengths_of.__getitem__)
+    plain = SortagradSampler(LENGTHS, BATCH, seed=3)
+    # Epoch 0 (sortagrad): the sorted batches of epoch 0's lengths, not of LENGTHS.
+    assert epoch(sampler, 0) == expected_sorted_batches(lengths_of[0], BATCH)
+    # Later epochs: the same shuffle of whole batches, of that epoch's sorted order.
+    for number in (1, 2):
+        batches = expected_sorted_batches(lengths_of[number], BATCH)
+        permutation = {tuple(b): i for i, b in enumerate(
+            expected_sorted_batches(LENGTHS, BATCH))}
+        order = [permutation[tuple(b)] for b in epoch(plain, number)]
+        assert epoch(sampler, number) == [batches[i] for i in order]
+    with pytest.raises(ValueError, match=r'epoch_lengths\(0\) gave 3 lengths for 23 utterances'):
+        epoch(SortagradSampler(LENGTHS, BATCH, epoch_lengths=lambda e: [1, 2, 3]), 0)
