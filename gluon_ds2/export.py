@@ -2,6 +2,7 @@
 
     python -m gluon_ds2.export runs/demo exported/demo
     python -m gluon_ds2.export runs/demo/ckpt-00001200.ckpt exported/demo --which=latest
+    python -m gluon_ds2.export runs/demo exported/demo-bf16 --dtype=bfloat16
 
 writes, for the prefix ``exported/demo``::
 
@@ -17,6 +18,11 @@ configuration. The exported network takes the inputs of
 frames (N,); :class:`ExportedModel` feeds it one utterance at a time. For
 recordings longer than the model was trained on, cut windows first
 (:func:`gluon_ds2.transcribe.split_windows`).
+
+``--dtype=bfloat16`` exports the graph as ``--dtype`` runs it in evaluate and
+transcribe: convolutions and the dense layer in bfloat16, with AMP's casts
+written into the symbol, so the loader runs it so without ``mxnet.contrib.amp``.
+Inputs, outputs and parameters stay float32.
 """
 import argparse
 import dataclasses
@@ -32,6 +38,7 @@ from mxnet import gluon
 from .config import AudioConfig
 from .decoder import greedy_decode
 from .featurizer import featurize, read_audio
+from .precision import add_dtype_argument, setup_precision
 from .vocab import Vocabulary
 
 __all__ = ['EXPORT_FORMAT_VERSION', 'export_model', 'load_exported', 'ExportedModel', 'main']
@@ -45,7 +52,7 @@ def _paths(prefix):
                 config='%s-config.json' % prefix)
 
 
-def export_model(net, audio_config, vocab, prefix, source=None):
+def export_model(net, audio_config, vocab, prefix, source=None, dtype='float32'):
     """Write ``prefix``-symbol.json, -0000.params and -config.json.
 
     Parameters
@@ -59,6 +66,9 @@ def export_model(net, audio_config, vocab, prefix, source=None):
         Path prefix of the three files; its directory is created.
     source : dict or None
         Provenance (checkpoint path, step, ...) stored in the config file.
+    dtype : str
+        The arithmetic type ``net`` was built for (:func:`~gluon_ds2.precision.setup_precision`
+        before building it), recorded in the config file.
 
     Returns
     -------
@@ -73,13 +83,14 @@ def export_model(net, audio_config, vocab, prefix, source=None):
     net.hybridize(static_alloc=True, static_shape=False)
     net(mx.nd.array(features[np.newaxis, np.newaxis], ctx=ctx),
         mx.nd.array([len(features)], ctx=ctx))
-    net.export(prefix)
+    net.export(prefix, remove_amp_cast=False)  # a reduced-precision graph keeps its casts
     config = dict(format_version=EXPORT_FORMAT_VERSION,
                   audio=dataclasses.asdict(audio_config), vocabulary=vocab.to_list(),
                   inputs=dict(zip(INPUT_NAMES, ['features (N, 1, T, %d) float32, normalized '
                                                 'spectrogram frames' % audio_config.num_bins,
                                                 'feature_lengths (N,) valid frames'])),
                   outputs='logits (N, T\', %d), the CTC blank last' % vocab.num_classes,
+                  dtype=dtype,
                   symbol_file=os.path.basename(paths['symbol']),
                   params_file=os.path.basename(paths['params']),
                   mxnet_version=mx.__version__, source=source or {})
@@ -160,18 +171,20 @@ def main(argv=None):
     parser.add_argument('--which', choices=('best', 'latest'), default='best',
                         help='with a model directory: its best (by eval WER; the default) or '
                              'latest checkpoint')
+    add_dtype_argument(parser)
     args = parser.parse_args(argv)
     # Exporting reads a checkpoint, which is the training side's business; importing it
     # here keeps load_exported's imports free of it.
     from .inference import load_model
     try:
+        setup_precision(args.dtype, [mx.cpu()])  # before the model is built
         net, cfg, vocab, meta, path = load_model(args.checkpoint, [mx.cpu()], which=args.which)
     except (ValueError, RuntimeError) as error:
         print('export: error: %s' % error, file=sys.stderr)
         return 1
     paths = export_model(net, cfg.audio, vocab, args.prefix, source=dict(
         checkpoint=os.path.abspath(path), global_step=meta.get('global_step'),
-        epoch=meta.get('epoch'), wer=meta.get('wer')))
+        epoch=meta.get('epoch'), wer=meta.get('wer')), dtype=args.dtype)
     for kind in ('symbol', 'params', 'config'):
         print(paths[kind])
     return 0

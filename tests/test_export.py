@@ -117,3 +117,46 @@ def test_export_cli_reports_a_bad_checkpoint(tmp_path):
     assert result.stderr.strip() == 'export: error: %s: checkpoint not found' % (
         tmp_path / 'none.ckpt')
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_bfloat16_export_runs_as_transcribe_does_without_amp(trained_model_dir, dev_paths,
+                                                             tmp_path):
+    """``--dtype=bfloat16`` writes AMP's casts into the symbol: a process that has neither the
+    training code nor ``mxnet.contrib.amp`` transcribes as ``transcribe.py --dtype=bfloat16``."""
+    prefix = tmp_path / 'bf16' / 'demo'
+    result = subprocess.run([sys.executable, '-m', 'gluon_ds2.export', str(trained_model_dir),
+                             str(prefix), '--dtype=bfloat16'], capture_output=True, text=True,
+                            env=ENV, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(open('%s-config.json' % prefix).read())['dtype'] == 'bfloat16'
+    nodes = json.loads(open('%s-symbol.json' % prefix).read())['nodes']
+    assert any(n['op'] == 'amp_cast' and n['attrs']['dtype'] == 'bfloat16' for n in nodes)
+
+    program = (
+        'import sys\n'
+        'for name in %r:\n'
+        '    sys.modules[name] = None  # import fails\n'
+        'from gluon_ds2.export import load_exported\n'
+        'model = load_exported(sys.argv[1])\n'
+        'for path in sys.argv[2:]:\n'
+        '    print("%%s\\t%%s" %% (path, " ".join(model.transcribe_file(path).split())))\n'
+        % (TRAINING_MODULES + ('mxnet.contrib.amp',),))
+    exported = subprocess.run([sys.executable, '-c', program, str(prefix)] + dev_paths,
+                              capture_output=True, text=True, env=ENV)
+    assert exported.returncode == 0, exported.stderr
+    expected = subprocess.run([sys.executable, str(REPO_ROOT / 'transcribe.py'),
+                               str(trained_model_dir), '--dtype=bfloat16'] + dev_paths,
+                              capture_output=True, text=True, env=ENV)
+    assert expected.returncode == 0, expected.stderr
+    assert exported.stdout == expected.stdout
+
+    # The arithmetic is bfloat16's: close to the float32 checkpoint's logits, not equal.
+    net, cfg, _, _, _ = load_model(str(trained_model_dir), [mx.cpu()])
+    samples = read_audio(dev_paths[0], cfg.audio.sample_rate)
+    features = featurize(samples, cfg.audio)
+    full = net(mx.nd.array(features[np.newaxis, np.newaxis]),
+               mx.nd.array([len(features)]))[0].asnumpy()
+    reduced = load_exported(str(prefix)).logits(samples)
+    assert not np.array_equal(reduced, full)
+    np.testing.assert_allclose(reduced, full, rtol=0, atol=0.05 * np.abs(full).max())
