@@ -64,7 +64,7 @@ class TrainingStopped(RuntimeError):
 PAD_FRAMES_TO = 32
 
 
-def _make_loader(dataset, batch_sampler, num_workers):
+def _make_loader(dataset, batch_sampler, num_workers, round_to=PAD_FRAMES_TO):
     # Workers must not act on Ctrl-C or a SIGTERM sent to the whole process
     # group (systemd, SLURM): the training process handles them (checkpoint,
     # then exit, closing the pool). A worker killed while it holds the pool's
@@ -73,7 +73,7 @@ def _make_loader(dataset, batch_sampler, num_workers):
     previous = {s: signal.signal(s, signal.SIG_IGN) for s in stop_signals}
     try:
         return make_dataloader(dataset, batch_sampler, num_workers=num_workers,
-                               round_to=PAD_FRAMES_TO)
+                               round_to=round_to)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -259,10 +259,11 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
     bar.close()
 
 
-def make_train_loader(cfg, train_entries, waveform_augment, dist):
+def make_train_loader(cfg, train_entries, waveform_augment, dist, round_to=PAD_FRAMES_TO):
     """train.py's training batches: Dataset (with its augmentation), sampler, DataLoader.
 
     Returns ``(sampler, loader)``; ``sampler.set_epoch()`` chooses each epoch's order.
+    Batches are padded to a multiple of ``round_to`` frames.
     """
     d, t = cfg.data, cfg.train
     augment = dict(freq_masks=d.freq_masks, freq_mask_width=d.freq_mask_width,
@@ -276,7 +277,7 @@ def make_train_loader(cfg, train_entries, waveform_augment, dist):
                                epoch_lengths=train_set.epoch_lengths)
     keyed = augment or waveform_augment
     loader = _make_loader(train_set, EpochKeyedBatches(sampler) if keyed else sampler,
-                          d.num_workers)
+                          d.num_workers, round_to)
     return sampler, loader
 
 

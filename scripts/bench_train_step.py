@@ -2,6 +2,7 @@
 
     python scripts/bench_train_step.py
     python scripts/bench_train_step.py --baseline_rev main --rounds 4 --steps 15
+    python scripts/bench_train_step.py --pad_frames_to 32,16
 
 At the demo size and with run.sh's demo flags (3 x 256 LSTM, 16 filters, 4000 Hz, batch 16,
 SpecAugment and waveform augmentation, one DataLoader worker), in one process, alternating
@@ -10,9 +11,12 @@ round by round, it times:
 * ``train.py``: :func:`gluon_ds2.training.train_one_epoch` as ``training.run`` calls it,
   on the real demo train set through the real Dataset, SortagradSampler (epoch 1: shuffled
   batches of similar lengths) and DataLoader; bookkeeping, host syncs and loader included;
+  with ``--pad_frames_to 32,16``, once per padding multiple, each with a DataLoader of its
+  own: the same utterances, with the same augmentation, in the same rounds;
 * ``fixed``: the fixed-shape benchmark (``scripts/bench_model.py``'s training step: forward,
   CTC, backward, Adam, nothing else) on a batch of the same size whose length is the mean
-  padded length of real batches, in a model of its own that sees only that shape;
+  padded length of the real batches the (first) train.py loop trains on, in a model of its
+  own that sees only that shape;
 * with ``--baseline_rev REV``: ``train_one_epoch`` of this tree and of the package at git
   revision REV, on the same batches, preloaded from the same DataLoader (no loader in the
   timing), so the two differ by their step bookkeeping alone.
@@ -26,6 +30,7 @@ the DataLoader worker processes.
 Writes ``<out>.json``, ``<out>.md`` (the table) and ``<out>.png`` (bar chart).
 """
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -190,9 +195,10 @@ def markdown(rows, ratios, info):
         lines.append('- %s: **%.3f**' % (label, value))
     lines += ['', 'Median of %(rounds)d alternated rounds of %(steps)d steps each; batch '
               '%(batch_size)d; fixed shape %(fixed_frames)d frames (the mean padded length of '
-              '%(sample_batches)d real batches; real ones average %(mean_frames).0f frames of '
-              'audio); %(threads)d OpenMP threads, %(num_workers)d DataLoader worker(s), '
-              'augmentation: %(augment)s; %(cpus)d CPU cores.' % info]
+              'the %(timed_batches)d batches the first train.py loop trains on in the timed '
+              'rounds; they average %(mean_frames).0f frames of audio); %(threads)d OpenMP '
+              'threads, %(num_workers)d DataLoader worker(s), augmentation: %(augment)s; '
+              '%(cpus)d CPU cores.' % info]
     return '\n'.join(lines) + '\n'
 
 
@@ -227,14 +233,18 @@ def main(argv=None):
     parser.add_argument('--augment', choices=('demo', 'none'), default='demo',
                         help="run.sh's demo augmentation, or none")
     parser.add_argument('--num_workers', type=int, default=1)
+    parser.add_argument('--pad_frames_to', default='',
+                        help="padding multiples of the train.py loops, comma-separated; the "
+                             "first sizes the fixed shape (default: train.py's)")
     parser.add_argument('--threads', type=int, default=int(os.environ.get(
         'OMP_NUM_THREADS', os.cpu_count())))
     parser.add_argument('--out', default='scripts/results/train_step_speed')
     args = parser.parse_args(argv)
     os.environ['OMP_NUM_THREADS'] = str(args.threads)  # before mxnet is imported
     command = ('OMP_NUM_THREADS=%d python scripts/bench_train_step.py --rounds %d --steps %d '
-               '--augment %s --num_workers %d%s --out %s'
+               '--augment %s --num_workers %d%s%s --out %s'
                % (args.threads, args.rounds, args.steps, args.augment, args.num_workers,
+                  ' --pad_frames_to ' + args.pad_frames_to if args.pad_frames_to else '',
                   ' --baseline_rev ' + args.baseline_rev if args.baseline_rev else '', args.out))
     print('command:', command, flush=True)
 
@@ -263,10 +273,31 @@ def main(argv=None):
     entries, _ = load_entries(cfg.data.train_data_dir, vocab, cfg.audio,
                               on_error=cfg.data.on_bad_input, output_length=output_length,
                               max_duration=cfg.data.max_duration, progress=False)
-    sampler, loader = training.make_train_loader(cfg, entries, WaveformAugment.from_config(
-        cfg.data), dist)
-    sampler.set_epoch(1)  # shuffled batches, as every epoch after the first
-    batches = iter(loader)
+    waveform_augment = WaveformAugment.from_config(cfg.data)
+    loops = {}  # config name -> (sampler, its running DataLoader iterator, padding multiple)
+    paddings = args.pad_frames_to or str(training.PAD_FRAMES_TO)
+    for index, round_to in enumerate(int(v) for v in paddings.split(',')):
+        sampler, loader = training.make_train_loader(cfg, entries, waveform_augment, dist,
+                                                     round_to=round_to)
+        sampler.set_epoch(1)  # shuffled batches, as every epoch after the first
+        needed = (args.rounds + 3) * args.steps
+        if sampler.num_batches() < needed:
+            raise ValueError('%s has %d batches of %d utterances; --rounds %d --steps %d need %d'
+                             % (args.train_data_dir, sampler.num_batches(),
+                                cfg.train.batch_size, args.rounds, args.steps, needed))
+        if index == 0:
+            # A first pass over the batches the timed rounds will train on (the epoch's
+            # batches and their augmentation are seeded): the fixed shape takes their mean
+            # padded length, so both sides train on as many frames per step.
+            warm_up = 3 * args.steps  # the sample below, then round 0
+            shapes = [(b[0].shape[2], b[1].asnumpy().mean()) for b in itertools.islice(
+                loader, warm_up + args.rounds * args.steps)][warm_up:]
+            fixed_frames = int(round(np.mean([padded for padded, _ in shapes])))
+            mean_frames = np.mean([frames for _, frames in shapes])
+            sampler.set_epoch(1)
+        loops['train.py' if index == 0 else 'train.py, pad %d' % round_to] = (
+            sampler, iter(loader), round_to)
+    (sampler, batches, _), *other_loops = loops.values()
     net = training.build_model(cfg, vocab.num_classes, contexts)
     trainer = dist.make_trainer(net.collect_params(), 'adam',
                                 {'learning_rate': cfg.train.learning_rate})
@@ -274,11 +305,6 @@ def main(argv=None):
     main_thread = threading.get_native_id()
     state = dict(epoch=1, batch_in_epoch=0, global_step=0, nonfinite_steps=0,
                  consecutive_nonfinite=0, skipped_files=0)
-    needed = (args.rounds + 3) * args.steps
-    if sampler.num_batches() < needed:
-        raise ValueError('%s has %d batches of %d utterances; --rounds %d --steps %d need %d'
-                         % (args.train_data_dir, sampler.num_batches(), cfg.train.batch_size,
-                            args.rounds, args.steps, needed))
 
     def epoch_runner(module, source):
         """One round of ``module.train_one_epoch`` over ``source`` (a list or CountingBatches)."""
@@ -290,14 +316,15 @@ def main(argv=None):
             return meter
         return run_once
 
-    # A sample of real batches: their mean padded length sizes the fixed shape, and (with a
-    # baseline) both versions train on the first half of them.
+    # Real batches to warm up on; with a baseline, both versions train on the first half.
     sample = [next(batches) for _ in range(2 * args.steps)]
-    fixed_frames = int(round(np.mean([b[0].shape[2] for b in sample])))
-    mean_frames = np.mean([b[1].asnumpy().mean() for b in sample])
+    for _, others, _ in other_loops:  # the same utterances in every loop
+        for _ in sample:
+            next(others)
     shared = sample[:args.steps]
-    configs = {'train.py': None, 'fixed': fixed_step_runner(
-        cfg, vocab.num_classes, cfg.train.batch_size, fixed_frames)}
+    configs = dict.fromkeys(loops)
+    configs['fixed'] = fixed_step_runner(cfg, vocab.num_classes, cfg.train.batch_size,
+                                         fixed_frames)
     if baseline:
         configs['baseline'] = epoch_runner(baseline, shared)
         configs['ours'] = epoch_runner(training, shared)
@@ -309,8 +336,8 @@ def main(argv=None):
     for round_index in range(args.rounds + 1):  # round 0 warms up
         order = list(configs) if round_index % 2 == 0 else list(reversed(configs))
         for name in order:
-            if name == 'train.py':
-                source = CountingBatches(batches, args.steps, stride_s)
+            if name in loops:
+                source = CountingBatches(loops[name][1], args.steps, stride_s)
                 meter = epoch_runner(training, source)()
                 audio, padded = source.audio_s, source.padded_s
             elif name == 'fixed':
@@ -330,24 +357,28 @@ def main(argv=None):
                 '%s %.1f audio s/s' % (n, r[-1]['audio_s'] / r[-1]['wall'])
                 for n, r in results.items())), flush=True)
 
-    labels = {'train.py': 'train.py loop, real batches, loader included',
-              'fixed': 'fixed-shape step (bench_model.py), %d x %d frames'
+    labels = {name: 'train.py loop, real batches padded to %d frames, loader included'
+              % round_to for name, (_, _, round_to) in loops.items()}
+    labels.update({'fixed': 'fixed-shape step (bench_model.py), %d x %d frames'
                        % (cfg.train.batch_size, fixed_frames),
               'baseline': 'train_one_epoch at %s, preloaded batches' % args.baseline_rev,
-              'ours': 'train_one_epoch of this tree, preloaded batches'}
+              'ours': 'train_one_epoch of this tree, preloaded batches'})
     rows = [dict(summarize(name, results[name], args.steps), label=labels[name])
             for name in configs]
     by_name = {r['name']: r for r in rows}
-    ratios = [('train.py / fixed, audio s/s (the issue\'s target: >= 0.95)',
-               by_name['train.py']['audio_s_per_s'] / by_name['fixed']['audio_s_per_s']),
-              ('train.py / fixed, padded s/s (the padding\'s share left out)',
-               by_name['train.py']['padded_s_per_s'] / by_name['fixed']['padded_s_per_s'])]
+    ratios = []
+    for name in loops:
+        ratios += [('%s / fixed, audio s/s (the issue\'s target: >= 0.95)' % name,
+                    by_name[name]['audio_s_per_s'] / by_name['fixed']['audio_s_per_s']),
+                   ('%s / fixed, padded s/s (the padding\'s share left out)' % name,
+                    by_name[name]['padded_s_per_s'] / by_name['fixed']['padded_s_per_s'])]
     if baseline:
         ratios.append(('this tree / %s, audio s/s on the same preloaded batches'
                        % args.baseline_rev,
                        by_name['ours']['audio_s_per_s'] / by_name['baseline']['audio_s_per_s']))
     info = dict(rounds=args.rounds, steps=args.steps, batch_size=cfg.train.batch_size,
-                fixed_frames=fixed_frames, sample_batches=len(sample), mean_frames=mean_frames,
+                fixed_frames=fixed_frames, timed_batches=args.rounds * args.steps,
+                mean_frames=mean_frames,
                 threads=args.threads, num_workers=args.num_workers, augment=args.augment,
                 cpus=os.cpu_count())
     table = markdown(rows, ratios, info)
