@@ -283,11 +283,18 @@ def load_into(path, archive, net, trainer=None, ctx=None):
     try:
         with tempfile.TemporaryDirectory() as tmp:
             params = archive.extract('params', tmp)
+            legacy = False
             try:
-                arrays, legacy = pack_legacy_parameters(mx.nd.load(params))
-                if legacy:
+                try:
+                    net.load_parameters(params, ctx=ctx)
+                except AssertionError:
+                    # A parameter is missing: a checkpoint from before the packed RNN
+                    # layout holds it under its old names. Only then is the file read twice.
+                    arrays, legacy = pack_legacy_parameters(mx.nd.load(params))
+                    if not legacy:
+                        raise
                     mx.nd.save(params, arrays)
-                net.load_parameters(params, ctx=ctx)
+                    net.load_parameters(params, ctx=ctx)
             except (AssertionError, ValueError, RuntimeError, mx.MXNetError) as err:
                 raise CheckpointError('%s: parameters do not fit the model (%s)' % (path, err)) \
                     from None
