@@ -331,15 +331,12 @@ class WaveformAugment:
         -------
         (S',) float64; ``S' = S`` unless the speed changed.
         """
-        def stage_draws(stage, probability):
-            return _stage_draws(key, stage, probability)
-
         factor = self.speed_factor(key)
         if factor != 1.0:
             faster = speed_perturb(samples, factor, sample_rate)
             if fits is None or fits(len(faster)):
                 samples = faster
-        draw = stage_draws(_NOISE, self.noise_prob)
+        draw = _stage_draws(key, _NOISE, self.noise_prob)
         if draw is not None:
             kind = self.noise_types[int(draw.integers(len(self.noise_types)))]
             if kind == 'babble':
@@ -349,11 +346,11 @@ class WaveformAugment:
                 noise = coloured_noise(len(samples), kind, sample_rate, draw)
             samples = mix_at_snr(samples, noise, draw.uniform(*self.noise_snr_db))
         impulse_response = band = None
-        draw = stage_draws(_REVERB, self.reverb_prob)
+        draw = _stage_draws(key, _REVERB, self.reverb_prob)
         if draw is not None:
             impulse_response = room_impulse_response(draw.uniform(*self.reverb_rt60),
                                                      sample_rate, draw)
-        draw = stage_draws(_BAND, self.band_limit_prob)
+        draw = _stage_draws(key, _BAND, self.band_limit_prob)
         if draw is not None:
             if draw.random() < 0.5:
                 band = TELEPHONE_BAND
@@ -362,10 +359,10 @@ class WaveformAugment:
                         min(draw.uniform(*MICROPHONE_HIGH_CUT), sample_rate / 2))
         if impulse_response is not None or band is not None:
             samples = room_and_channel(samples, sample_rate, impulse_response, band)
-        draw = stage_draws(_GAIN, self.gain_prob)
+        draw = _stage_draws(key, _GAIN, self.gain_prob)
         if draw is not None:
             samples = apply_gain(samples, draw.uniform(-self.gain_db, self.gain_db))
-        draw = stage_draws(_CLIP, self.clip_prob)
+        draw = _stage_draws(key, _CLIP, self.clip_prob)
         if draw is not None:
             samples = clip(samples, draw.uniform(self.clip_level, 1.0))
         return samples
