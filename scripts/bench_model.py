@@ -86,16 +86,53 @@ def hybridize_as_training(net):
     net.hybridize(static_alloc=True, static_shape=False)
 
 
+def ctc_targets(rng, batch_size, frames, seconds, num_classes):
+    """Random transcripts for a batch of ``frames`` frames (``seconds`` of audio each).
+
+    ``CHARACTERS_PER_SECOND`` labels per utterance, drawn from ``rng`` (numpy
+    RandomState). Returns NDArrays (labels, label lengths, model output lengths).
+    """
+    import mxnet as mx
+
+    from gluon_ds2.model import output_length
+
+    label_length = int(seconds * CHARACTERS_PER_SECOND)
+    labels = mx.nd.array(rng.randint(0, num_classes - 1, (batch_size, label_length)))
+    return (labels, mx.nd.array([label_length] * batch_size),
+            mx.nd.array([output_length(frames)] * batch_size))
+
+
+def training_step(net, trainer, inputs, targets, batch_size):
+    """``run_once()``: the timed training step on one fixed batch.
+
+    Forward on ``inputs``, CTC against ``targets`` (:func:`ctc_targets`),
+    backward, the optimizer's update, and a wait for all of it.
+    """
+    import mxnet as mx
+    from mxnet import autograd
+
+    from gluon_ds2.loss import CTCLoss
+
+    loss_fn = CTCLoss()
+    labels, label_lengths, out_lengths = targets
+
+    def run_once():
+        with autograd.record():
+            loss = loss_fn(net(*inputs), labels, out_lengths, label_lengths)
+        loss.backward()
+        trainer.step(batch_size)
+        mx.nd.waitall()
+    return run_once
+
+
 def make_runner(model_name, size_name, mode, batch_size, seconds):
     """Build one configuration; returns (run_once, flops, parameters)."""
     import mxnet as mx
     import numpy as np
-    from mxnet import autograd
 
     from gluon_ds2.config import AudioConfig, ModelConfig
     from gluon_ds2.featurizer import featurize
-    from gluon_ds2.loss import CTCLoss
-    from gluon_ds2.model import forward_flops, output_length
+    from gluon_ds2.model import forward_flops
 
     size = dict(SIZES[size_name])
     audio = AudioConfig(max_freq=size.pop('max_freq'))
@@ -105,10 +142,7 @@ def make_runner(model_name, size_name, mode, batch_size, seconds):
     frames = features.shape[0]
     x = mx.nd.array(np.stack([features[None]] * batch_size))
     x_lengths = mx.nd.array([frames] * batch_size)
-    label_length = int(seconds * CHARACTERS_PER_SECOND)
-    labels = mx.nd.array(rng.randint(0, NUM_CLASSES - 1, (batch_size, label_length)))
-    label_lengths = mx.nd.array([label_length] * batch_size)
-    out_lengths = mx.nd.array([output_length(frames)] * batch_size)
+    targets = ctc_targets(rng, batch_size, frames, seconds, NUM_CLASSES)
 
     mx.random.seed(0)
     if model_name == 'ours':
@@ -122,16 +156,10 @@ def make_runner(model_name, size_name, mode, batch_size, seconds):
         net.hybridize(static_alloc=True, static_shape=True)
         inputs = (x,)  # the plain model ignores lengths
     trainer = mx.gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-5})
-    loss_fn = CTCLoss()
     forward = forward_flops(model_cfg, audio.num_bins, frames, batch_size, NUM_CLASSES)
 
     if mode == 'train':
-        def run_once():
-            with autograd.record():
-                loss = loss_fn(net(*inputs), labels, out_lengths, label_lengths)
-            loss.backward()
-            trainer.step(batch_size)
-            mx.nd.waitall()
+        run_once = training_step(net, trainer, inputs, targets, batch_size)
         flops = 3 * forward
     else:
         def run_once():

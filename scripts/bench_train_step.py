@@ -41,6 +41,9 @@ import threading
 import time
 import types
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_model  # noqa: E402  (its fixed-shape training step is the baseline)
+
 # run.sh's demo training flags (data, model and augmentation; not the paths or epochs).
 DEMO_FLAGS = ('--batch_size=16', '--rnn_hidden_size=256', '--rnn_hidden_layers=3',
               '--conv_filters=16', '--max_freq=4000', '--learning_rate=1.5e-3',
@@ -49,7 +52,6 @@ DEMO_FLAGS = ('--batch_size=16', '--rnn_hidden_size=256', '--rnn_hidden_layers=3
               '--gain_prob=0.25')
 NO_AUGMENTATION = ('--freq_masks=0', '--time_masks=0', '--nospeed_perturb', '--noise_prob=0',
                    '--reverb_prob=0', '--band_limit_prob=0', '--gain_prob=0')
-CHARACTERS_PER_SECOND = 14
 
 
 def cpu_seconds():
@@ -142,11 +144,8 @@ def fixed_step_runner(cfg, num_classes, batch_size, frames):
     """The fixed-shape benchmark's training step on a (batch, 1, frames, bins) batch."""
     import mxnet as mx
     import numpy as np
-    from mxnet import autograd
 
     from gluon_ds2.distributed import Distributed
-    from gluon_ds2.loss import CTCLoss
-    from gluon_ds2.model import output_length
     from gluon_ds2.training import build_model
 
     net = build_model(cfg, num_classes, [mx.cpu()])
@@ -155,19 +154,9 @@ def fixed_step_runner(cfg, num_classes, batch_size, frames):
     rng = np.random.RandomState(0)
     features = mx.nd.array(rng.randn(batch_size, 1, frames, cfg.audio.num_bins))
     lengths = mx.nd.array([frames] * batch_size)
-    label_length = int(frames * cfg.audio.stride_ms / 1000 * CHARACTERS_PER_SECOND)
-    labels = mx.nd.array(rng.randint(0, num_classes - 1, (batch_size, label_length)))
-    label_lengths = mx.nd.array([label_length] * batch_size)
-    out_lengths = mx.nd.array([output_length(frames)] * batch_size)
-    loss_fn = CTCLoss()
-
-    def run_once():
-        with autograd.record():
-            loss = loss_fn(net(features, lengths), labels, out_lengths, label_lengths)
-        loss.backward()
-        trainer.step(batch_size)
-        mx.nd.waitall()
-    return run_once
+    targets = bench_model.ctc_targets(rng, batch_size, frames,
+                                      frames * cfg.audio.stride_ms / 1000, num_classes)
+    return bench_model.training_step(net, trainer, (features, lengths), targets, batch_size)
 
 
 def summarize(name, rounds, steps):
