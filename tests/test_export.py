@@ -24,6 +24,23 @@ TRAINING_MODULES = ('gluon_ds2.model', 'gluon_ds2.checkpoint', 'gluon_ds2.resume
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 
 
+def transcribe_exported(prefix, paths, unimportable):
+    """Transcribe ``paths`` with :func:`load_exported` in a fresh Python process where the
+    modules ``unimportable`` cannot be imported; returns the finished process, whose
+    stdout has ``path<TAB>transcript`` lines as ``transcribe.py`` prints them."""
+    program = (
+        'import sys\n'
+        'for name in %r:\n'
+        '    sys.modules[name] = None  # import fails\n'
+        'from gluon_ds2.export import load_exported\n'
+        'model = load_exported(sys.argv[1])\n'
+        'for path in sys.argv[2:]:\n'
+        '    print("%%s\\t%%s" %% (path, " ".join(model.transcribe_file(path).split())))\n'
+        % (tuple(unimportable),))
+    return subprocess.run([sys.executable, '-c', program, str(prefix)] + list(paths),
+                          capture_output=True, text=True, env=ENV)
+
+
 @pytest.fixture(scope='module')
 def exported(trained_model_dir, tmp_path_factory):
     """The trained model exported by ``python -m gluon_ds2.export``: its prefix."""
@@ -72,17 +89,7 @@ def test_round_trip_gives_the_checkpoint_logits_and_transcripts(exported, traine
 def test_loader_runs_without_the_training_code(exported, trained_model_dir, dev_paths):
     """In a process where the training modules cannot be imported, the exported model
     transcribes the dev set exactly as transcribe.py does with the checkpoint."""
-    program = (
-        'import sys\n'
-        'for name in %r:\n'
-        '    sys.modules[name] = None  # import fails\n'
-        'from gluon_ds2.export import load_exported\n'
-        'model = load_exported(sys.argv[1])\n'
-        'for path in sys.argv[2:]:\n'
-        '    print("%%s\\t%%s" %% (path, " ".join(model.transcribe_file(path).split())))\n'
-        % (TRAINING_MODULES,))
-    result = subprocess.run([sys.executable, '-c', program, str(exported)] + dev_paths,
-                            capture_output=True, text=True, env=ENV)
+    result = transcribe_exported(exported, dev_paths, TRAINING_MODULES)
     assert result.returncode == 0, result.stderr
     expected = subprocess.run([sys.executable, str(REPO_ROOT / 'transcribe.py'),
                                str(trained_model_dir)] + dev_paths,
@@ -133,17 +140,7 @@ def test_bfloat16_export_runs_as_transcribe_does_without_amp(trained_model_dir, 
     nodes = json.loads(open('%s-symbol.json' % prefix).read())['nodes']
     assert any(n['op'] == 'amp_cast' and n['attrs']['dtype'] == 'bfloat16' for n in nodes)
 
-    program = (
-        'import sys\n'
-        'for name in %r:\n'
-        '    sys.modules[name] = None  # import fails\n'
-        'from gluon_ds2.export import load_exported\n'
-        'model = load_exported(sys.argv[1])\n'
-        'for path in sys.argv[2:]:\n'
-        '    print("%%s\\t%%s" %% (path, " ".join(model.transcribe_file(path).split())))\n'
-        % (TRAINING_MODULES + ('mxnet.contrib.amp',),))
-    exported = subprocess.run([sys.executable, '-c', program, str(prefix)] + dev_paths,
-                              capture_output=True, text=True, env=ENV)
+    exported = transcribe_exported(prefix, dev_paths, TRAINING_MODULES + ('mxnet.contrib.amp',))
     assert exported.returncode == 0, exported.stderr
     expected = subprocess.run([sys.executable, str(REPO_ROOT / 'transcribe.py'),
                                str(trained_model_dir), '--dtype=bfloat16'] + dev_paths,
