@@ -28,6 +28,12 @@ Splits, in the LibriSpeech layout and checked by the tests:
   and ``test`` speakers are never used in ``train`` (so they are new voices, not
   new mixtures of known parts); ``dev_ood`` is read by the ``dev`` speakers and
   ``test_ood`` by the ``test`` speakers, so in and out of domain differ by text only.
+- A share of the train speakers (``--pico_share``, 0.3) are SVOX Pico voices
+  (package ``ttspico``: its American and British English voices, each speaker
+  with its own rate and pitch): a second synthesizer, statistical voices built
+  from recordings of people, so that the model does not learn one engine's sound.
+  Dev and test stay espeak voices; ``scripts/make_engine_split.py`` measures an
+  engine that no split uses (CMU Flite).
 
 Output, in ``--out_dir``::
 
@@ -78,7 +84,7 @@ from gluon_ds2.progress import progress_bar
 from gluon_ds2.textnorm import verbalize
 
 __all__ = ['make_demo_corpus', 'source_sentences', 'clean_sentence', 'transcript_of',
-           'plan_corpus', 'EspeakSynthesizer', 'Speaker', 'Chapter', 'SPLITS', 'SOURCES',
+           'plan_corpus', 'EspeakSynthesizer', 'PicoSynthesizer', 'Speaker', 'Chapter', 'SPLITS', 'SOURCES',
            'ACCENTS', 'VARIANTS', 'DEFAULT_OUT_DIR', 'main']
 
 logger = logging.getLogger(__name__)
@@ -115,6 +121,13 @@ PITCH_SPAN_RANGE = (25, 85)   # espeakRANGE: 0 is a monotone, 50 the variant's o
 WORD_GAPS = (0, 0, 0, 1, 2)   # espeakWORDGAP, extra pause between words in 10 ms units
 INTONATIONS = 8               # espeakINTONATION: the tune groups of espeak-ng's tables
 HELDOUT_VARIANTS = 10         # variants (and speakers) reserved for test, as many for dev
+# SVOX Pico (package ttspico): a second synthesizer, HMM voices trained on recordings of
+# people, unlike espeak's formant synthesis. Its two English voices read part of train.
+PICO_VOICES = ('en-US', 'en-GB')
+PICO_RATE_RANGE = (75, 130)   # percent of the voice's own speed
+PICO_PITCH_RANGE = (65, 135)  # percent of the voice's own pitch
+PICO_VOLUME = 70              # percent; at 100 Pico's loud vowels reach full scale
+DEFAULT_PICO_SHARE = 0.3      # of the train speakers
 CHAPTER_UTTERANCES = 8
 
 MIN_WORDS, MAX_WORDS = 4, 18
@@ -310,7 +323,13 @@ def source_sentences(name):
 
 @dataclasses.dataclass(frozen=True)
 class Speaker:
-    """An espeak voice (``accent+variant``) with its own prosody settings."""
+    """A synthesizer voice with its own prosody settings.
+
+    ``engine`` 'espeak': ``voice`` is ``accent+variant``, ``rate`` words per
+    minute, ``pitch`` and ``pitch_range`` on espeak's 0-100 scale. ``engine``
+    'pico': ``voice`` is a Pico language (``en-US``, ``en-GB``), ``rate`` and
+    ``pitch`` are percentages of its own, and the other settings are unused (0).
+    """
     speaker_id: int
     voice: str
     rate: int
@@ -318,6 +337,7 @@ class Speaker:
     pitch_range: int
     word_gap: int
     intonation: int
+    engine: str = 'espeak'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,12 +370,24 @@ class Chapter:
         return '%s/%s.flac' % (self.directory, self.utterance_id(index))
 
 
-def _speakers_by_split(seed):
+def _pico_speakers(seed, count, first_id):
+    """``count`` Pico speakers, both voices alternately, each with its own rate and pitch."""
+    rng = random.Random('%d/pico' % seed)
+    return [Speaker(first_id + i, PICO_VOICES[i % len(PICO_VOICES)],
+                    rate=rng.randint(*PICO_RATE_RANGE), pitch=rng.randint(*PICO_PITCH_RANGE),
+                    pitch_range=0, word_gap=0, intonation=0, engine='pico')
+            for i in range(count)]
+
+
+def _speakers_by_split(seed, pico_share=0.0):
     """Speakers of each split: held-out variants for test and dev, every other voice for train.
 
     ``test`` and ``dev`` get one speaker per reserved variant, each with an
     accent drawn at random; ``train`` gets every accent with every other
-    variant, in a seeded order. Each speaker draws its own prosody.
+    variant, in a seeded order. Each speaker draws its own prosody. With
+    ``pico_share`` > 0, Pico speakers are mixed into ``train`` at seeded places
+    so that they make that share of its speakers (and of any prefix of them);
+    the espeak speakers stay as they are without Pico.
     """
     rng = random.Random('%d/voices' % seed)
     variants = list(VARIANTS)
@@ -377,6 +409,21 @@ def _speakers_by_split(seed):
                 pitch_range=rng.randint(*PITCH_SPAN_RANGE), word_gap=rng.choice(WORD_GAPS),
                 intonation=rng.randrange(INTONATIONS)))
             next_id += 1
+    if pico_share > 0:
+        espeak = speakers['train']
+        pico = _pico_speakers(seed, round(len(espeak) * pico_share / (1 - pico_share)), next_id)
+        # Deal the two lists out by a seeded draw weighted by the share, as _interleave
+        # does for the text sources.
+        rng = random.Random('%d/pico-order' % seed)
+        merged, e, p = [], 0, 0
+        while e < len(espeak) or p < len(pico):
+            if p < len(pico) and (e == len(espeak) or rng.random() < pico_share):
+                merged.append(pico[p])
+                p += 1
+            else:
+                merged.append(espeak[e])
+                e += 1
+        speakers['train'] = merged
     speakers['test_ood'] = speakers['test']
     speakers['dev_ood'] = speakers['dev']
     return speakers
@@ -419,7 +466,7 @@ def _interleave(pools, rng):
     return merged
 
 
-def plan_corpus(pools, ood_source, seed, sizes):
+def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0):
     """Partition the sentences and the speakers into splits, and the splits into chapters.
 
     Parameters
@@ -434,6 +481,8 @@ def plan_corpus(pools, ood_source, seed, sizes):
     sizes : dict
         Split name -> utterances; ``sizes['train']`` None plans every in-domain
         sentence left after dev and test (an hours target then keeps a prefix).
+    pico_share : float
+        Share of the train speakers voiced by SVOX Pico instead of espeak.
 
     Returns
     -------
@@ -468,7 +517,7 @@ def plan_corpus(pools, ood_source, seed, sizes):
              'train': in_domain[held_out:][:sizes['train']],
              'dev_ood': ood[:sizes['dev_ood']],
              'test_ood': ood[sizes['dev_ood']:ood_needed]}
-    speakers = _speakers_by_split(seed)
+    speakers = _speakers_by_split(seed, pico_share)
     plan, first_chapter_id = {}, 1
     for split in SPLITS:
         plan[split] = _plan_chapters(split, texts[split], speakers[split], first_chapter_id)
@@ -547,8 +596,39 @@ class EspeakSynthesizer:
         return np.concatenate(self._chunks)
 
 
+class PicoSynthesizer:
+    """SVOX Pico through the ``ttspico`` package: int16 at 16 kHz, one engine per voice."""
+
+    sample_rate = 16000
+
+    def __init__(self):
+        self._engines = {}
+
+    def synthesize(self, text, speaker):
+        """Speak ``text`` with a Pico speaker (voice ``en-US`` or ``en-GB``, rate and pitch in
+        percent); returns int16 samples at 16 kHz."""
+        import ttspico  # only the Pico chapters' processes need it
+        engine = self._engines.get(speaker.voice)
+        if engine is None:
+            try:
+                engine = ttspico.TtsEngine(speaker.voice)
+            except RuntimeError as error:
+                raise RuntimeError('SVOX Pico has no voice %r (%s); ttspico installs %s '
+                                   'in <venv>/languages' % (speaker.voice, error,
+                                                            ', '.join(PICO_VOICES))) from None
+            engine.volume = PICO_VOLUME
+            self._engines[speaker.voice] = engine
+        engine.rate = speaker.rate
+        engine.pitch = speaker.pitch
+        pcm = engine.speak(text)
+        if not pcm:
+            raise RuntimeError('SVOX Pico gave no audio for %r with voice %s'
+                               % (text, speaker.voice))
+        return np.frombuffer(pcm, dtype=np.int16)
+
+
 def _finish_audio(audio, sample_rate, rng):
-    """espeak int16 -> 16 kHz int16: trimmed, resampled, padded with a seeded pause and dither."""
+    """espeak or Pico int16 -> 16 kHz int16: trimmed, resampled, padded with a seeded pause and dither."""
     voiced = np.flatnonzero(np.abs(audio) > SILENCE_THRESHOLD)
     speech = audio[voiced[0]:voiced[-1] + 1].astype(np.float32) * (HEADROOM / 32768)
     speech = soxr.resample(speech, sample_rate, SAMPLE_RATE)
@@ -560,7 +640,10 @@ def _finish_audio(audio, sample_rate, rng):
 
 def _synthesize_chapter(chapter, staging_dir, seed):
     """Write a chapter's FLAC files under ``staging_dir``; returns their durations in seconds."""
-    synthesizer = EspeakSynthesizer(rand_seed=seed * 1000003 + chapter.chapter_id)
+    if chapter.speaker.engine == 'pico':
+        synthesizer = PicoSynthesizer()
+    else:
+        synthesizer = EspeakSynthesizer(rand_seed=seed * 1000003 + chapter.chapter_id)
     durations = []
     for index, text in enumerate(chapter.texts):
         audio = synthesizer.synthesize(text, chapter.speaker)
@@ -717,8 +800,8 @@ def _reusable_corpus_info(out_dir, parameters):
 
 def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_utterances=None,
                      dev_utterances=300, test_utterances=300, dev_ood_utterances=300,
-                     test_ood_utterances=300, ood_source=DEFAULT_OOD_SOURCE, workers=None,
-                     force=False):
+                     test_ood_utterances=300, ood_source=DEFAULT_OOD_SOURCE,
+                     pico_share=DEFAULT_PICO_SHARE, workers=None, force=False):
     """Synthesize the corpus into ``out_dir``, or reuse the one already there.
 
     Parameters
@@ -736,6 +819,9 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         Held-out sizes.
     ood_source : str
         The text source held out for ``dev_ood`` and ``test_ood`` (a key of :data:`SOURCES`).
+    pico_share : float
+        Share of the train speakers voiced by SVOX Pico (0 <= share < 1); 0 makes
+        an espeak-only corpus. Dev and test speakers are espeak voices either way.
     workers : int, optional
         Synthesis processes; ``os.cpu_count()`` by default. Does not change the output.
     force : bool
@@ -761,11 +847,13 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
             raise ValueError('%s must be positive, got %r' % (flag, value))
     if ood_source not in SOURCES:
         raise ValueError('--ood_source %r: choose one of %s' % (ood_source, ', '.join(SOURCES)))
+    if not 0 <= pico_share < 1:
+        raise ValueError('--pico_share must be at least 0 and below 1, got %r' % (pico_share,))
     parameters = {'seed': seed, 'train_hours': train_hours, 'train_utterances': train_utterances,
                   'dev_utterances': dev_utterances, 'test_utterances': test_utterances,
                   'dev_ood_utterances': dev_ood_utterances,
                   'test_ood_utterances': test_ood_utterances, 'ood_source': ood_source,
-                  'recipe_md5': _recipe_md5()}
+                  'pico_share': pico_share, 'recipe_md5': _recipe_md5()}
     out_dir = Path(out_dir)
     if not force:
         info = _reusable_corpus_info(out_dir, parameters)
@@ -784,7 +872,7 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
     source_of.update((transcript_of(s), ood_source) for s in pools[ood_source]
                      if transcript_of(s) not in source_of)
     logger.info('usable sentences: %s', ', '.join('%s %d' % (n, len(p)) for n, p in pools.items()))
-    plan, lm_sentences = plan_corpus(pools, ood_source, seed, sizes)
+    plan, lm_sentences = plan_corpus(pools, ood_source, seed, sizes, pico_share)
     staging_dir = out_dir / '.staging'
     shutil.rmtree(staging_dir, ignore_errors=True)
     splits = {}
@@ -817,6 +905,7 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         'generation_seconds': round(time.monotonic() - start, 1),
         'python_version': platform.python_version(),
         'espeakng_loader_version': importlib.metadata.version('espeakng-loader'),
+        'ttspico_version': (importlib.metadata.version('ttspico') if pico_share > 0 else None),
     }
     _write_atomically(out_dir / INFO_FILE, json.dumps(info, indent=1) + '\n')
     return info
@@ -839,6 +928,9 @@ def parse_args(argv=None):
     parser.add_argument('--ood_source', choices=sorted(SOURCES), default=DEFAULT_OOD_SOURCE,
                         help='text source held out for dev_ood and test_ood '
                              '(default: %(default)s)')
+    parser.add_argument('--pico_share', type=float, default=DEFAULT_PICO_SHARE,
+                        help='share of the train speakers voiced by SVOX Pico instead of '
+                             'espeak; 0: espeak only (default: %(default)s)')
     parser.add_argument('--workers', type=int, default=None,
                         help='synthesis processes (default: the number of CPUs)')
     parser.add_argument('--force', action='store_true',
@@ -856,7 +948,8 @@ def main(argv=None):
                             test_utterances=args.test_utterances,
                             dev_ood_utterances=args.dev_ood_utterances,
                             test_ood_utterances=args.test_ood_utterances,
-                            ood_source=args.ood_source, workers=args.workers, force=args.force)
+                            ood_source=args.ood_source, pico_share=args.pico_share,
+                            workers=args.workers, force=args.force)
     print('demo corpus in %s, made with seed %d in %.1f s'
           % (args.out_dir, info['parameters']['seed'], info['generation_seconds']))
     print('%-9s %7s %11s %9s %8s %7s  %s' % ('split', 'hours', 'utterances', 'speakers',

@@ -123,6 +123,67 @@ def test_breath_noise_variants_are_reproducible_with_a_seed():
     assert first_whisper != first_f2
 
 
+def test_pico_speakers_join_train_at_their_share_and_leave_the_espeak_speakers_alone():
+    module = load_data_script('make_demo_corpus')
+    espeak_only = module._speakers_by_split(1, 0.0)
+    mixed = module._speakers_by_split(1, 0.3)
+    for split in ('dev', 'test', 'dev_ood', 'test_ood'):
+        assert mixed[split] == espeak_only[split], split
+    train = mixed['train']
+    assert [s for s in train if s.engine == 'espeak'] == espeak_only['train']
+    pico = [s for s in train if s.engine == 'pico']
+    assert len(pico) == round(len(espeak_only['train']) * 0.3 / 0.7)
+    # any prefix of the speakers (what an hours target keeps) holds about the share
+    for prefix in (100, 300, len(train)):
+        share = sum(s.engine == 'pico' for s in train[:prefix]) / prefix
+        assert abs(share - 0.3) < 0.08, (prefix, share)
+    assert {s.voice for s in pico} == set(module.PICO_VOICES)
+    for speaker in pico:
+        assert module.PICO_RATE_RANGE[0] <= speaker.rate <= module.PICO_RATE_RANGE[1]
+        assert module.PICO_PITCH_RANGE[0] <= speaker.pitch <= module.PICO_PITCH_RANGE[1]
+    ids = [s.speaker_id for split in ('train', 'dev', 'test') for s in mixed[split]]
+    assert len(ids) == len(set(ids))
+
+
+def _median_f0(samples, rate=16000):
+    """Median pitch (Hz) of the loud 40 ms frames, by autocorrelation: independent of Pico."""
+    frame, f0s = int(0.04 * rate), []
+    loud = 0.3 * np.abs(samples).max()
+    for start in range(0, len(samples) - frame, frame):
+        x = samples[start:start + frame].astype(np.float64)
+        if np.abs(x).max() < loud:
+            continue
+        x = x - x.mean()
+        correlation = np.correlate(x, x, 'full')[frame - 1:]
+        low, high = rate // 400, rate // 60
+        lag = low + int(np.argmax(correlation[low:high]))
+        if correlation[lag] > 0.5 * correlation[0]:
+            f0s.append(rate / lag)
+    return float(np.median(f0s))
+
+
+def test_pico_rate_and_pitch_change_the_speech():
+    module = load_data_script('make_demo_corpus')
+    Speaker = module.Speaker
+    synthesizer = module.PicoSynthesizer()
+    text = 'the old sailor walked slowly along the harbour, looking at the boats.'
+
+    def speak(voice, rate, pitch):
+        audio = synthesizer.synthesize(text, Speaker(1, voice, rate, pitch, 0, 0, 0, 'pico'))
+        assert audio.dtype == np.int16 and synthesizer.sample_rate == 16000
+        voiced = np.flatnonzero(np.abs(audio) > module.SILENCE_THRESHOLD)
+        return audio[voiced[0]:voiced[-1] + 1].astype(np.float64) / 32768
+
+    slow, fast = speak('en-US', 75, 100), speak('en-US', 130, 100)
+    assert 1.4 < len(slow) / len(fast) < 2.1   # 130 / 75 = 1.73
+    assert 12 * 0.15 < len(fast) / 16000 < 12 * 0.6   # 12 words
+    low, high = speak('en-GB', 100, 65), speak('en-GB', 100, 135)
+    assert 1.6 < _median_f0(high) / _median_f0(low) < 2.6   # 135 / 65 = 2.08
+    assert not np.array_equal(speak('en-US', 100, 100)[:16000], speak('en-GB', 100, 100)[:16000])
+    with pytest.raises(RuntimeError, match="SVOX Pico has no voice 'en-AU'"):
+        synthesizer.synthesize(text, Speaker(1, 'en-AU', 100, 100, 0, 0, 0, 'pico'))
+
+
 def test_size_flags_are_checked():
     make_demo_corpus = load_data_script('make_demo_corpus').make_demo_corpus
     with pytest.raises(ValueError, match='give --train_hours or --train_utterances, not both'):
@@ -133,6 +194,8 @@ def test_size_flags_are_checked():
         make_demo_corpus('unused', test_ood_utterances=-1)
     with pytest.raises(ValueError, match="--ood_source 'novels': choose one of docstrings, "):
         make_demo_corpus('unused', ood_source='novels')
+    with pytest.raises(ValueError, match='--pico_share must be at least 0 and below 1, got 1.0'):
+        make_demo_corpus('unused', pico_share=1.0)
 
 
 def test_tarballs_follow_the_librispeech_layout(corpus):
@@ -198,7 +261,12 @@ def test_held_out_sentences_and_voices_never_reach_train(corpus):
     voices = {split: [v['voice'] for v in info['splits'][split]['voices']] for split in SPLITS}
     speakers = {split: {transcript_id.split('-')[0] for transcript_id in transcripts}
                 for split, (_, transcripts, _) in splits.items()}
-    train_variants = {voice.split('+')[1] for voice in voices['train']}
+    engines = {split: {v['engine'] for v in info['splits'][split]['voices']} for split in SPLITS}
+    assert engines['train'] == {'espeak', 'pico'}  # the tiny corpus's 3 chapters hold both
+    for held_out in SPLITS[1:]:
+        assert engines[held_out] == {'espeak'}, held_out
+    train_variants = {v['voice'].split('+')[1] for v in info['splits']['train']['voices']
+                      if v['engine'] == 'espeak'}
     for held_out in ('dev', 'test'):
         # a new variant for every held-out speaker, never heard in train
         variants = [voice.split('+')[1] for voice in voices[held_out]]
