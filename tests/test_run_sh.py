@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,6 +17,10 @@ TINY = dict(DEMO_TRAIN_UTTERANCES='24', DEMO_DEV_UTTERANCES='6', DEMO_TEST_UTTER
             DEMO_DEV_OOD_UTTERANCES='5', DEMO_TEST_OOD_UTTERANCES='5', LM_ALPHAS='0.5,1',
             LM_BETAS='1', EPOCHS='2', BATCH_SIZE='8', RNN_HIDDEN_SIZE='32', RNN_HIDDEN_LAYERS='1',
             CONV_FILTERS='4', NUM_WORKERS='0', TRANSCRIBE_FILES='3', OMP_NUM_THREADS='1')
+
+# With CMU Flite installed (CI installs it), run.sh also scores both test texts read by Flite.
+TEST_SPLITS = ('test', 'test_ood') + (('test_flite', 'test_ood_flite')
+                                      if shutil.which('flite') else ())
 
 
 def run_sh(tmp_path, *args):
@@ -55,11 +60,17 @@ def test_every_stage_leaves_well_formed_output(demo_run):
     assert [r['utterances'] for r in evals] == [int(TINY['DEMO_DEV_UTTERANCES']),
                                                 int(TINY['DEMO_DEV_OOD_UTTERANCES'])] * 2
     assert (model_dir / 'training_curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    for split in ('test', 'test_ood'):
+    for split in TEST_SPLITS:
+        source = split.replace('_flite', '')
+        if split != source:   # the same transcripts as the split Flite read again
+            read = lambda name: (tmp_path / 'data' / name / 'LibriSpeech' /
+                                 ('%s.csv' % name)).read_text().splitlines()
+            assert [line.split('\t')[2] for line in read(split)] == \
+                [line.split('\t')[2] for line in read(source)]
         for decoder in ('greedy', 'lm'):
             results = [json.loads(line) for line in
                        (model_dir / ('%s_%s.jsonl' % (split, decoder))).read_text().splitlines()]
-            assert len(results) == int(TINY['DEMO_%s_UTTERANCES' % split.upper()])
+            assert len(results) == int(TINY['DEMO_%s_UTTERANCES' % source.upper()])
             for r in results:
                 assert r['word_edits'] == edit_distance(r['reference'].split(),
                                                         r['hypothesis'].split())
@@ -77,7 +88,7 @@ def test_summary_names_the_outputs_and_the_test_error_rates(demo_run):
     assert str(tmp_path / 'model' / 'training_curves.png') in summary
     # greedy and beam + LM error rates of both test splits, as the per-utterance files give them
     model_dir = tmp_path / 'model'
-    for split in ('test', 'test_ood'):
+    for split in TEST_SPLITS:
         cells = []
         for decoder in ('greedy', 'lm'):
             results = [json.loads(line) for line in
