@@ -52,9 +52,9 @@ environment (defaults in brackets):
   DEMO_TRAIN_HOURS, DEMO_DEV_UTTERANCES, DEMO_TEST_UTTERANCES   demo corpus size [4, 300, 300]
   DEMO_DEV_OOD_UTTERANCES, DEMO_TEST_OOD_UTTERANCES             out-of-domain splits [300, 300]
   DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
-  DEMO_PICO_SHARE share of the train speakers read by SVOX Pico instead of espeak [0.3]
-  FLITE           1: when CMU Flite is installed, also score test and test_ood read by it
-                  (test_flite, test_ood_flite: an engine training never hears) [1]
+  DEMO_PICO_SHARE share of the train speakers read by SVOX Pico instead of espeak [0]
+  FLITE           1: also score test and test_ood read by CMU Flite (Debian's flite), an
+                  engine training never hears: test_flite, test_ood_flite (about 80 s) [0]
   LM_ORDER, LM_MIN_COUNT n-gram order and pruning (n-grams seen fewer times dropped) [3, 2]
   LM_ALPHAS, LM_BETAS    grid of LM weights and word bonuses tuned on dev
                   [0.35,0.5,0.75 and 0.5,1,2]
@@ -169,7 +169,7 @@ if [ "$TASK" = demo ]; then
         --test_utterances "${DEMO_TEST_UTTERANCES:-300}" \
         --dev_ood_utterances "${DEMO_DEV_OOD_UTTERANCES:-300}" \
         --test_ood_utterances "${DEMO_TEST_OOD_UTTERANCES:-300}" \
-        --pico_share "${DEMO_PICO_SHARE:-0.3}"
+        --pico_share "${DEMO_PICO_SHARE:-0}"
     stage_end
     stage_start "prepare manifests"
     "$PY" data/download.py --mirror "$MIRROR" --data_dir "$DATA_DIR" \
@@ -179,9 +179,10 @@ if [ "$TASK" = demo ]; then
     # Scored after each epoch too, logged and plotted next to dev (not used to pick a checkpoint).
     EXTRA_EVAL=dev_ood=$DATA_DIR/dev_ood/LibriSpeech/dev_ood.csv
     TEST_SPLITS="test test_ood"
-    # A speech engine no split uses: both test texts read again by CMU Flite (Debian's flite;
-    # skipped without it, or with FLITE=0), scored like the test splits.
-    if [ "${FLITE:-1}" = 1 ] && command -v flite >/dev/null 2>&1; then
+    # A speech engine no split uses: both test texts read again by CMU Flite (Debian's flite),
+    # scored like the test splits, with FLITE=1.
+    if [ "${FLITE:-0}" = 1 ]; then
+        command -v flite >/dev/null 2>&1 || fail "FLITE=1 needs CMU Flite: apt-get install flite"
         for SPLIT in test test_ood; do
             SRC=$DATA_DIR/$SPLIT/LibriSpeech/$SPLIT.csv
             DST=$DATA_DIR/${SPLIT}_flite/LibriSpeech/${SPLIT}_flite.csv

@@ -43,8 +43,8 @@ def edit_distance(a, b):
 
 @pytest.fixture(scope='session')
 def demo_mirror(tmp_path_factory):
-    """A tiny corpus in the LibriSpeech release layout: 24 train utterances, 6 in each of
-    dev, test, dev_ood and test_ood.
+    """A tiny corpus in the LibriSpeech release layout: 24 train utterances (3 chapters, one
+    of them read by SVOX Pico), 6 in each of dev, test, dev_ood and test_ood.
 
     Returns the directory holding ``{train,dev,test,dev_ood,test_ood}.tar.gz``,
     ``lm-norm.txt.gz``, ``md5sum.txt`` and ``corpus_info.json`` (what
@@ -53,7 +53,7 @@ def demo_mirror(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp('demo_mirror')
     load_data_script('make_demo_corpus').make_demo_corpus(
         out_dir, seed=1, train_utterances=24, dev_utterances=6, test_utterances=6,
-        dev_ood_utterances=6, test_ood_utterances=6, workers=2)
+        dev_ood_utterances=6, test_ood_utterances=6, pico_share=0.3, workers=2)
     return out_dir
 
 

@@ -336,6 +336,7 @@ def test_complete_corpus_is_reused(demo_mirror):
     flags = ['--out_dir', str(demo_mirror), '--seed', str(info['parameters']['seed'])]
     for split in SPLITS:
         flags += ['--%s_utterances' % split, str(info['parameters']['%s_utterances' % split])]
+    flags += ['--pico_share', str(info['parameters']['pico_share'])]
     result = subprocess.run([sys.executable, str(REPO_ROOT / 'data' / 'make_demo_corpus.py')]
                             + flags, capture_output=True, text=True, timeout=60, check=True)
     assert 'reusing the demo corpus in %s' % demo_mirror in result.stderr

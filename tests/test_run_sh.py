@@ -16,16 +16,17 @@ pytestmark = pytest.mark.slow
 TINY = dict(DEMO_TRAIN_UTTERANCES='24', DEMO_DEV_UTTERANCES='6', DEMO_TEST_UTTERANCES='6',
             DEMO_DEV_OOD_UTTERANCES='5', DEMO_TEST_OOD_UTTERANCES='5', LM_ALPHAS='0.5,1',
             LM_BETAS='1', EPOCHS='2', BATCH_SIZE='8', RNN_HIDDEN_SIZE='32', RNN_HIDDEN_LAYERS='1',
-            CONV_FILTERS='4', NUM_WORKERS='0', TRANSCRIBE_FILES='3', OMP_NUM_THREADS='1')
+            CONV_FILTERS='4', NUM_WORKERS='0', TRANSCRIBE_FILES='3', OMP_NUM_THREADS='1',
+            DEMO_PICO_SHARE='0.3')
 
-# With CMU Flite installed (CI installs it), run.sh also scores both test texts read by Flite.
-TEST_SPLITS = ('test', 'test_ood') + (('test_flite', 'test_ood_flite')
-                                      if shutil.which('flite') else ())
+# With CMU Flite installed (CI installs it), FLITE=1 also scores both test texts read by Flite.
+FLITE = shutil.which('flite') is not None
+TEST_SPLITS = ('test', 'test_ood') + (('test_flite', 'test_ood_flite') if FLITE else ())
 
 
 def run_sh(tmp_path, *args):
     env = dict(os.environ, MODEL_DIR=str(tmp_path / 'model'), DATA_DIR=str(tmp_path / 'data'),
-               MIRROR=str(tmp_path / 'mirror'), **TINY)
+               MIRROR=str(tmp_path / 'mirror'), FLITE='1' if FLITE else '0', **TINY)
     return subprocess.run(['sh', str(REPO_ROOT / 'run.sh'), *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
 
