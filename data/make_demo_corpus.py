@@ -84,8 +84,8 @@ from gluon_ds2.progress import progress_bar
 from gluon_ds2.textnorm import verbalize
 
 __all__ = ['make_demo_corpus', 'source_sentences', 'clean_sentence', 'transcript_of',
-           'plan_corpus', 'EspeakSynthesizer', 'PicoSynthesizer', 'Speaker', 'Chapter', 'SPLITS',
-           'SOURCES', 'ACCENTS', 'VARIANTS', 'DEFAULT_OUT_DIR', 'main']
+           'plan_corpus', 'EspeakSynthesizer', 'PicoSynthesizer', 'Speaker', 'Chapter', 'SPLITS', 'SOURCES',
+           'ACCENTS', 'VARIANTS', 'DEFAULT_OUT_DIR', 'main']
 
 logger = logging.getLogger(__name__)
 
@@ -412,9 +412,18 @@ def _speakers_by_split(seed, pico_share=0.0):
     if pico_share > 0:
         espeak = speakers['train']
         pico = _pico_speakers(seed, round(len(espeak) * pico_share / (1 - pico_share)), next_id)
-        speakers['train'] = _interleave({'espeak': espeak, 'pico': pico},
-                                        {'espeak': 1 - pico_share, 'pico': pico_share},
-                                        random.Random('%d/pico-order' % seed))
+        # Deal the two lists out by a seeded draw weighted by the share, as _interleave
+        # does for the text sources.
+        rng = random.Random('%d/pico-order' % seed)
+        merged, e, p = [], 0, 0
+        while e < len(espeak) or p < len(pico):
+            if p < len(pico) and (e == len(espeak) or rng.random() < pico_share):
+                merged.append(pico[p])
+                p += 1
+            else:
+                merged.append(espeak[e])
+                e += 1
+        speakers['train'] = merged
     speakers['test_ood'] = speakers['test']
     speakers['dev_ood'] = speakers['dev']
     return speakers
@@ -441,15 +450,15 @@ def _plan_chapters(split, texts, speakers, first_chapter_id):
     return chapters
 
 
-def _interleave(pools, shares, rng):
+def _interleave(pools, rng):
     """Merge lists by drawing each next item from a non-empty one, picked with the
-    probability of its share (name -> weight): any stretch of the result, dev or test or a
-    train prefix, mixes the lists alike until one runs out. Each list keeps its order."""
+    probability of its source's share: any stretch of the result, dev or test or a train
+    prefix, mixes the sources alike until one runs out."""
     positions = {name: 0 for name in pools}
     merged = []
     while positions:
         names = sorted(positions)
-        name = rng.choices(names, weights=[shares[n] for n in names])[0]
+        name = rng.choices(names, weights=[SOURCES[n][3] for n in names])[0]
         merged.append(pools[name][positions[name]])
         positions[name] += 1
         if positions[name] == len(pools[name]):
@@ -489,7 +498,7 @@ def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0):
         shuffled[name] = list(pools[name])
         rng.shuffle(shuffled[name])
     ood = shuffled.pop(ood_source)
-    in_domain = _interleave(shuffled, {name: SOURCES[name][3] for name in shuffled}, rng)
+    in_domain = _interleave(shuffled, rng)
     # A sentence that an in-domain source also has is not out of its domain.
     in_domain_transcripts = {transcript_of(s) for s in in_domain}
     ood = [s for s in ood if transcript_of(s) not in in_domain_transcripts]
@@ -619,8 +628,7 @@ class PicoSynthesizer:
 
 
 def _finish_audio(audio, sample_rate, rng):
-    """espeak or Pico int16 -> 16 kHz int16: trimmed, resampled, padded with a seeded pause
-    and dither."""
+    """espeak or Pico int16 -> 16 kHz int16: trimmed, resampled, padded with a seeded pause and dither."""
     voiced = np.flatnonzero(np.abs(audio) > SILENCE_THRESHOLD)
     speech = audio[voiced[0]:voiced[-1] + 1].astype(np.float32) * (HEADROOM / 32768)
     speech = soxr.resample(speech, sample_rate, SAMPLE_RATE)

@@ -126,9 +126,10 @@ def make_engine_split(manifests, out_dir, voices=DEFAULT_VOICES, seed=1, flite='
         frame = read_manifest(manifest)
         name = Path(manifest).stem + suffix
         (out_dir / name).mkdir(parents=True, exist_ok=True)
-        turns = [voices[i % len(voices)] for i in range(len(frame))]
-        jobs = [(i, text, voice, str((out_dir / name / ('%05d-%s.wav' % (i, voice))).resolve()))
-                for i, (text, voice) in enumerate(zip(frame['transcript'], turns))]
+        jobs = [(i, text, voices[i % len(voices)],
+                 str((out_dir / name / ('%05d-%s.wav' % (i, voices[i % len(voices)])))
+                     .resolve()))
+                for i, text in enumerate(frame['transcript'])]
         task = functools.partial(_make_utterance, flite=flite, seed=seed)
         # Threads suffice: the work is in the flite processes and in numpy.
         with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:

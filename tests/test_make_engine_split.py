@@ -54,10 +54,7 @@ def test_flite_reads_every_transcript_in_order_with_voices_taking_turns(demo_man
                                       workers=1)
     other, = module.make_engine_split([demo_manifests['test']], tmp_path / 'c', voices, seed=4,
                                       workers=1)
-
-    def read(manifest):
-        return [open(path, 'rb').read() for path in read_manifest(str(manifest)).wav_filename]
-
+    read = lambda manifest: [open(p, 'rb').read() for p in read_manifest(str(manifest)).wav_filename]
     assert read(again) == read(first)
     assert read(other) != read(first)
 
