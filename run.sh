@@ -140,6 +140,12 @@ stage_end() { STAGES="$STAGES$(printf '  %-28s %6d s' "$STAGE_NAME" $(( $(now) -
 "; }
 fail() { echo "run.sh: $*" >&2; exit 1; }
 
+# What would stop the run late is checked before any work.
+if [ "$TASK" = demo ] && [ "${FLITE:-0}" = 1 ] && ! command -v flite >/dev/null 2>&1; then
+    fail "FLITE=1 needs CMU Flite, and no flite program is on PATH: apt-get install flite \
+(Debian, Ubuntu), or run without FLITE=1"
+fi
+
 T_START=$(now)
 stage_start "environment"
 sh scripts/setup_env.sh
@@ -182,7 +188,6 @@ if [ "$TASK" = demo ]; then
     # A speech engine no split uses: both test texts read again by CMU Flite (Debian's flite),
     # scored like the test splits, with FLITE=1.
     if [ "${FLITE:-0}" = 1 ]; then
-        command -v flite >/dev/null 2>&1 || fail "FLITE=1 needs CMU Flite: apt-get install flite"
         for SPLIT in test test_ood; do
             SRC=$DATA_DIR/$SPLIT/LibriSpeech/$SPLIT.csv
             DST=$DATA_DIR/${SPLIT}_flite/LibriSpeech/${SPLIT}_flite.csv

@@ -136,6 +136,23 @@ def test_unknown_argument_is_rejected(tmp_path):
     assert "run.sh: unknown argument '--bogus'" in result.stderr
 
 
+def test_flite_without_flite_stops_before_any_work(tmp_path):
+    """FLITE=1 on a machine without CMU Flite fails at once, naming the fix, before the
+    environment, the corpus or the model directory are touched."""
+    bin_dir = tmp_path / 'bin'  # a PATH with what run.sh needs before its checks, no flite
+    bin_dir.mkdir()
+    os.symlink(shutil.which('dirname'), bin_dir / 'dirname')
+    env = dict(os.environ, PATH=str(bin_dir), FLITE='1', MODEL_DIR=str(tmp_path / 'model'),
+               DATA_DIR=str(tmp_path / 'data'), MIRROR=str(tmp_path / 'mirror'))
+    result = subprocess.run(['/bin/sh', str(REPO_ROOT / 'run.sh')], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'run.sh: FLITE=1 needs CMU Flite, and no flite program is on PATH' in result.stderr
+    assert 'apt-get install flite' in result.stderr
+    assert '==>' not in result.stdout  # no stage started
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['bin']
+
+
 def test_librispeech_mode_on_a_local_mirror(tmp_path, demo_mirror):
     """``run.sh librispeech --mirror DIR`` runs the reference's recipe end to end: all seven
     splits downloaded and prepared, train/dev manifests combined with the 27 s limit."""
