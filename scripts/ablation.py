@@ -6,8 +6,10 @@
         --dev_ood data/demo_data/dev_ood/LibriSpeech/dev_ood.csv \\
         --runs_dir runs/ablation --out scripts/results/ablation
 
-Every row trains the demo-size model (``DEMO_FLAGS``, the flags ``run.sh`` gives
-the demo, SpecAugment included) from scratch for ``--train_epochs`` epochs with
+Every row trains the demo-size model (``DEMO_FLAGS``: the flags ``run.sh`` gave
+the demo when these rows were measured, SpecAugment included; the recipe has
+since dropped SpecAugment and keeps speed perturbation alone, chosen by whole
+``run.sh`` runs, see README "Augmentation at the full budget") from scratch for ``--train_epochs`` epochs with
 the same seed, adding only that row's flags (``ROWS``), then scores its last
 checkpoint (greedy) on each dev split: in domain by train.py's own
 evaluation after the last epoch, out of domain by ``evaluate.py
