@@ -9,15 +9,15 @@
 Every row trains the demo-size model (``DEMO_FLAGS``: the flags ``run.sh`` gave
 the demo when these rows were measured, SpecAugment included; the recipe has
 since dropped SpecAugment and keeps speed perturbation alone, chosen by whole
-``run.sh`` runs, see README "Augmentation at the full budget") from scratch for ``--train_epochs`` epochs with
-the same seed, adding only that row's flags (``ROWS``), then scores its last
-checkpoint (greedy) on each dev split: in domain by train.py's own
-evaluation after the last epoch, out of domain by ``evaluate.py
---which=latest``. Each row's training and scoring hold ``flock --lock``
-(``/tmp/bench.lock``, the machine's benchmark lock) so that its minutes are
-comparable. A row whose results are already in
-``<out>.json`` with the same command is not run again: an interrupted grid
-resumes where it stopped. Writes ``<out>.json`` and ``<out>.md`` after each row.
+``run.sh`` runs, see README "Augmentation at the full budget") from scratch for
+``--train_epochs`` epochs with the same seed, adding only that row's flags
+(``ROWS``), then scores its last checkpoint (greedy) on each dev split: in
+domain by train.py's own evaluation after the last epoch, out of domain by
+``evaluate.py --which=latest``. Each row's training and scoring hold ``flock
+--lock`` (``/tmp/bench.lock``, the machine's benchmark lock) so that its minutes
+are comparable. A row whose results are already in ``<out>.json`` with the same
+command is not run again: an interrupted grid resumes where it stopped. Writes
+``<out>.json`` and ``<out>.md`` after each row.
 """
 import argparse
 import fcntl
