@@ -52,7 +52,7 @@ environment (defaults in brackets):
   DEMO_TRAIN_HOURS, DEMO_DEV_UTTERANCES, DEMO_TEST_UTTERANCES   demo corpus size [4, 300, 300]
   DEMO_DEV_OOD_UTTERANCES, DEMO_TEST_OOD_UTTERANCES             out-of-domain splits [300, 300]
   DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
-  DEMO_PICO_SHARE share of the train speakers read by SVOX Pico instead of espeak [0]
+  DEMO_PICO_SHARE share of the train speakers read by SVOX Pico instead of espeak [0.1]
   FLITE           1: also score test and test_ood read by CMU Flite (Debian's flite), an
                   engine training never hears: test_flite, test_ood_flite (about 80 s) [0]
   LM_ORDER, LM_MIN_COUNT n-gram order and pruning (n-grams seen fewer times dropped) [3, 2]
@@ -178,7 +178,7 @@ if [ "$TASK" = demo ]; then
         --test_utterances "${DEMO_TEST_UTTERANCES:-300}" \
         --dev_ood_utterances "${DEMO_DEV_OOD_UTTERANCES:-300}" \
         --test_ood_utterances "${DEMO_TEST_OOD_UTTERANCES:-300}" \
-        --pico_share "${DEMO_PICO_SHARE:-0}"
+        --pico_share "${DEMO_PICO_SHARE:-0.1}"
     stage_end
     stage_start "prepare manifests"
     "$PY" data/download.py --mirror "$MIRROR" --data_dir "$DATA_DIR" \
