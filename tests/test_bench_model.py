@@ -1,0 +1,91 @@
+"""scripts/bench_model.py: the analytic FLOP count against the weights a forward pass uses,
+and the benchmark's outputs against its own raw timings."""
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import mxnet as mx
+import pytest
+
+from conftest import REPO_ROOT
+from gluon_ds2.config import ModelConfig
+from gluon_ds2.model import forward_flops
+
+SCRIPT = REPO_ROOT / 'scripts' / 'bench_model.py'
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location('bench_model', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def counted_flops(net, x):
+    """2 x the multiply-adds of one forward pass, from the weights the layers really hold:
+    each conv kernel is applied once per output position, each matrix of the LSTMs and the
+    dense layer once per output time step and utterance."""
+    uses = {}
+
+    def record(block, _, output):
+        uses[block.name] = output.shape
+
+    for block in net.body._children.values():
+        if isinstance(block, mx.gluon.nn.Conv2D):
+            block.register_forward_hook(record)
+    out = net(x)
+    batch, time_steps = out.shape[0], out.shape[1]
+    total = 0
+    for name, param in net.collect_params().items():
+        if not name.endswith('weight'):
+            continue
+        conv = next((c for c in uses if name.startswith(c + '_')), None)
+        if conv is not None:
+            _, _, conv_time, conv_bins = uses[conv]
+            total += param.data().size * batch * conv_time * conv_bins
+        else:  # LSTM i2h / h2h of both directions, and the dense output layer
+            total += param.data().size * batch * time_steps
+    return 2 * total
+
+
+@pytest.mark.parametrize('hidden,layers,filters,bins,frames,batch', [
+    (16, 1, 4, 81, 64, 2), (24, 3, 8, 161, 101, 3)])
+def test_forward_flops_match_the_weights_a_forward_pass_uses(hidden, layers, filters, bins,
+                                                             frames, batch):
+    cfg = ModelConfig(rnn_hidden_size=hidden, rnn_hidden_layers=layers, conv_filters=filters)
+    bench = load_script()
+    net = bench.plain_model(cfg, bins)
+    net.initialize()
+    x = mx.nd.zeros((batch, 1, frames, bins))
+    assert forward_flops(cfg, bins, frames, batch, bench.NUM_CLASSES) == counted_flops(net, x)
+
+
+@pytest.mark.slow
+def test_outputs_agree_with_the_raw_timings(tmp_path):
+    out = tmp_path / 'speed'
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), '--sizes=demo', '--rounds=2', '--seconds=1',
+         '--threads=1', '--out=%s' % out], capture_output=True, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.with_suffix('.json').read_text())
+    rows = report['rows']
+    assert [(r['mode'], r['batch']) for r in rows] == [('train', 8), ('infer', 1), ('infer', 8)]
+    train_gflop, infer1_gflop, infer8_gflop = (r['gflop'] for r in rows)
+    assert train_gflop == pytest.approx(3 * infer8_gflop)
+    assert infer8_gflop == pytest.approx(8 * infer1_gflop)
+    table = out.with_suffix('.md').read_text()
+    for r in rows:
+        assert len(r['times']['ours']) == len(r['times']['plain']) == 2
+        assert r['ours_s'] == statistics.median(r['times']['ours'])
+        assert r['ours_over_plain'] == pytest.approx(r['ours_s'] / r['plain_s'])
+        assert r['ours_of_sgemm'] == pytest.approx(
+            r['gflop'] / r['ours_s'] / r['sgemm_gflops'])
+        assert '| demo | %s | %d | %.3f | %.3f | **%.2f** |' % (
+            r['mode'], r['batch'], r['ours_s'], r['plain_s'], r['ours_over_plain']) in table
+    assert out.with_suffix('.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # The profile is of the reference size only, which this run left out.
+    assert not os.path.exists(str(out) + '_profile.txt')
