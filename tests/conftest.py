@@ -8,21 +8,24 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ['load_data_script', 'edit_distance', 'demo_mirror', 'demo_manifests',
+__all__ = ['load_script', 'edit_distance', 'demo_mirror', 'demo_manifests',
            'trained_model_dir', 'REPO_ROOT']
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_data_script(name):
-    """Import ``data/<name>.py`` by path (``data/`` holds scripts, not a package).
+def load_script(path):
+    """Import a script of this repository by its path, e.g. ``'scripts/tune_lm.py'``
+    (``data/`` and ``scripts/`` hold scripts, not packages).
 
-    The module is registered in ``sys.modules`` under ``name``, so that
-    multiprocessing can pickle its functions for worker processes.
+    The module is registered in ``sys.modules`` under its file name, so that
+    multiprocessing can pickle its functions for worker processes, and later
+    calls return the same module.
     """
+    name = Path(path).stem
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'data' / ('%s.py' % name))
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -51,7 +54,7 @@ def demo_mirror(tmp_path_factory):
     ``data/download.py --mirror`` takes).
     """
     out_dir = tmp_path_factory.mktemp('demo_mirror')
-    load_data_script('make_demo_corpus').make_demo_corpus(
+    load_script('data/make_demo_corpus.py').make_demo_corpus(
         out_dir, seed=1, train_utterances=24, dev_utterances=6, test_utterances=6,
         dev_ood_utterances=6, test_ood_utterances=6, pico_share=0.3, workers=2)
     return out_dir

@@ -1,6 +1,5 @@
 """scripts/bench_model.py: the analytic FLOP count against the weights a forward pass uses,
 and the benchmark's outputs against its own raw timings."""
-import importlib.util
 import json
 import os
 import statistics
@@ -10,18 +9,11 @@ import sys
 import mxnet as mx
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 from gluon_ds2.config import ModelConfig
 from gluon_ds2.model import forward_flops
 
 SCRIPT = REPO_ROOT / 'scripts' / 'bench_model.py'
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location('bench_model', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def counted_flops(net, x):
@@ -56,7 +48,7 @@ def counted_flops(net, x):
 def test_forward_flops_match_the_weights_a_forward_pass_uses(hidden, layers, filters, bins,
                                                              frames, batch):
     cfg = ModelConfig(rnn_hidden_size=hidden, rnn_hidden_layers=layers, conv_filters=filters)
-    bench = load_script()
+    bench = load_script('scripts/bench_model.py')
     net = bench.plain_model(cfg, bins)
     net.initialize()
     x = mx.nd.zeros((batch, 1, frames, bins))

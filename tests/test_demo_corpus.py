@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import REPO_ROOT, load_data_script
+from conftest import REPO_ROOT, load_script
 
 SPLITS = ('train', 'dev', 'test', 'dev_ood', 'test_ood')
 AUDIO_MEMBER = re.compile(r'LibriSpeech/(?P<split>\w+)/(?P<speaker>\d+)/(?P<chapter>\d+)/'
@@ -64,7 +64,7 @@ def vocabulary_characters():
 
 
 def test_clean_sentence_spells_out_and_keeps_plain_words_only():
-    module = load_data_script('make_demo_corpus')
+    module = load_script('data/make_demo_corpus.py')
     clean_sentence = module.clean_sentence
     assert (clean_sentence('Return ``True`` if the path exists.')
             == 'return true if the path exists.')
@@ -83,7 +83,7 @@ def test_clean_sentence_spells_out_and_keeps_plain_words_only():
 
 
 def test_every_source_gives_clean_distinct_sentences():
-    module = load_data_script('make_demo_corpus')
+    module = load_script('data/make_demo_corpus.py')
     allowed = vocabulary_characters() | set(',.;:!?')
     for name in module.SOURCES:
         sentences = module.source_sentences(name)
@@ -96,7 +96,7 @@ def test_every_source_gives_clean_distinct_sentences():
 
 
 def test_every_voice_is_in_the_espeak_data():
-    module = load_data_script('make_demo_corpus')
+    module = load_script('data/make_demo_corpus.py')
     # Looked up on disk: loading espeak here would leak its state into forked workers.
     data = Path(espeakng_loader.get_data_path())
     accents = {path.name.lower() for path in (data / 'lang').rglob('*') if path.is_file()}
@@ -107,12 +107,12 @@ def test_every_voice_is_in_the_espeak_data():
 
 
 def _synthesize_in_fresh_process(text, speaker):
-    synthesizer = load_data_script('make_demo_corpus').EspeakSynthesizer(rand_seed=5)
+    synthesizer = load_script('data/make_demo_corpus.py').EspeakSynthesizer(rand_seed=5)
     return synthesizer.synthesize(text, speaker).tobytes()
 
 
 def test_breath_noise_variants_are_reproducible_with_a_seed():
-    Speaker = load_data_script('make_demo_corpus').Speaker
+    Speaker = load_script('data/make_demo_corpus.py').Speaker
     speakers = [Speaker(1, 'en-us+%s' % variant, 180, 50, 50, 1, 2)
                 for variant in ('whisper', 'f2')]
     jobs = [('a quiet word, then another.', speaker) for speaker in speakers] * 2
@@ -124,7 +124,7 @@ def test_breath_noise_variants_are_reproducible_with_a_seed():
 
 
 def test_pico_speakers_join_train_at_their_share_and_leave_the_espeak_speakers_alone():
-    module = load_data_script('make_demo_corpus')
+    module = load_script('data/make_demo_corpus.py')
     espeak_only = module._speakers_by_split(1, 0.0)
     mixed = module._speakers_by_split(1, 0.3)
     for split in ('dev', 'test', 'dev_ood', 'test_ood'):
@@ -163,7 +163,7 @@ def _median_f0(samples, rate=16000):
 
 
 def test_pico_rate_and_pitch_change_the_speech():
-    module = load_data_script('make_demo_corpus')
+    module = load_script('data/make_demo_corpus.py')
     Speaker = module.Speaker
     synthesizer = module.PicoSynthesizer()
     text = 'the old sailor walked slowly along the harbour, looking at the boats.'
@@ -185,7 +185,7 @@ def test_pico_rate_and_pitch_change_the_speech():
 
 
 def test_size_flags_are_checked():
-    make_demo_corpus = load_data_script('make_demo_corpus').make_demo_corpus
+    make_demo_corpus = load_script('data/make_demo_corpus.py').make_demo_corpus
     with pytest.raises(ValueError, match='give --train_hours or --train_utterances, not both'):
         make_demo_corpus('unused', train_hours=1.0, train_utterances=10)
     with pytest.raises(ValueError, match='--dev_utterances must be positive, got 0'):
@@ -293,7 +293,7 @@ def test_out_of_domain_splits_hold_the_held_out_source_only(corpus):
 
 def test_lm_text_is_every_in_domain_sentence_but_dev_and_test(demo_mirror, corpus):
     info, splits = corpus
-    module = load_data_script('make_demo_corpus')
+    module = load_script('data/make_demo_corpus.py')
     with gzip.open(demo_mirror / 'lm-norm.txt.gz', 'rt', encoding='ascii') as f:
         lm_lines = f.read().splitlines()
     assert lm_lines == sorted(lm_lines) and len(lm_lines) == info['lm_text']['sentences']
@@ -323,12 +323,12 @@ def test_md5sum_file_matches_the_tarballs(demo_mirror):
 def test_same_seed_gives_identical_tarballs_whatever_the_workers(demo_mirror, tmp_path):
     parameters = json.loads((demo_mirror / 'corpus_info.json').read_text())['parameters']
     del parameters['recipe_md5']   # not a flag: the code that made the corpus
-    load_data_script('make_demo_corpus').make_demo_corpus(tmp_path, workers=1, **parameters)
+    load_script('data/make_demo_corpus.py').make_demo_corpus(tmp_path, workers=1, **parameters)
     assert (tmp_path / 'md5sum.txt').read_text() == (demo_mirror / 'md5sum.txt').read_text()
 
 
 def test_complete_corpus_is_reused(demo_mirror):
-    make_demo_corpus = load_data_script('make_demo_corpus').make_demo_corpus
+    make_demo_corpus = load_script('data/make_demo_corpus.py').make_demo_corpus
     info = json.loads((demo_mirror / 'corpus_info.json').read_text())
     stamps = {path.name: path.stat().st_mtime_ns for path in demo_mirror.iterdir()}
     flags = {name: value for name, value in info['parameters'].items() if name != 'recipe_md5'}
@@ -344,7 +344,7 @@ def test_complete_corpus_is_reused(demo_mirror):
 
 
 def test_a_corpus_made_by_other_code_is_not_reused(demo_mirror):
-    module = load_data_script('make_demo_corpus')
+    module = load_script('data/make_demo_corpus.py')
     info = json.loads((demo_mirror / 'corpus_info.json').read_text())
     assert info['parameters']['recipe_md5'] == module._recipe_md5()
     assert module._reusable_corpus_info(demo_mirror, info['parameters']) == info

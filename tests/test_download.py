@@ -6,7 +6,6 @@ or by a real HTTP server on 127.0.0.1 that implements range requests.
 """
 import hashlib
 import http.server
-import importlib.util
 import io
 import os
 import re
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from conftest import load_script
 from gluon_ds2.manifest import read_manifest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,15 +39,7 @@ UTTERANCES = {
 }
 
 
-def load_download_module():
-    spec = importlib.util.spec_from_file_location(
-        'librispeech_download', os.path.join(REPO, 'data', 'download.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-download = load_download_module()
+download = load_script('data/download.py')
 
 
 def md5_of(path):

@@ -1,5 +1,4 @@
 """scripts/make_engine_split.py: a manifest's transcripts read again by CMU Flite."""
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 from gluon_ds2.manifest import read_manifest
 
 SCRIPT = REPO_ROOT / 'scripts' / 'make_engine_split.py'
@@ -17,17 +16,10 @@ needs_flite = pytest.mark.skipif(shutil.which('flite') is None,
                                  reason='CMU Flite is not installed (apt-get install flite)')
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location('make_engine_split', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @needs_flite
 def test_flite_reads_every_transcript_in_order_with_voices_taking_turns(demo_manifests,
                                                                         tmp_path):
-    module = load_script()
+    module = load_script('scripts/make_engine_split.py')
     voices = ('kal16', 'slt', 'kal')
     source = read_manifest(str(demo_manifests['test']))
     first, = module.make_engine_split([demo_manifests['test']], tmp_path / 'a', voices, seed=3,
@@ -61,7 +53,7 @@ def test_flite_reads_every_transcript_in_order_with_voices_taking_turns(demo_man
 
 @needs_flite
 def test_unknown_voice_and_missing_flite_are_named(demo_manifests, tmp_path):
-    module = load_script()
+    module = load_script('scripts/make_engine_split.py')
     with pytest.raises(ValueError, match='--voices: flite has no voice nobody \\(it has .*kal'):
         module.make_engine_split([demo_manifests['test']], tmp_path, ('kal', 'nobody'))
     result = subprocess.run([sys.executable, str(SCRIPT), str(demo_manifests['test']),

@@ -1,5 +1,4 @@
 """scripts/tune_lm.py: the alpha/beta grid, its best pair, and agreement with evaluate.py."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -8,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 from gluon_ds2.lm import write_arpa
 
 pytest.importorskip('pyctcdecode')
@@ -16,13 +15,6 @@ pytest.importorskip('kenlm')
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
 SCRIPT = REPO_ROOT / 'scripts' / 'tune_lm.py'
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location('tune_lm', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -98,7 +90,7 @@ def test_missing_lm_is_a_clear_error(trained_model_dir, tmp_path):
 
 
 def test_best_pair_breaks_ties_by_cer_then_smaller_weights():
-    tune_lm = load_script()
+    tune_lm = load_script('scripts/tune_lm.py')
     grid = [dict(alpha=0.0, beta=0.0, wer=0.5, cer=0.3),
             dict(alpha=0.0, beta=1.0, wer=0.6, cer=0.1),
             dict(alpha=1.0, beta=0.0, wer=0.5, cer=0.2),
