@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: the data scripts loaded as modules, a tiny synthesized corpus,
-and an edit distance to check the metrics against."""
+an edit distance to check the metrics against, and evaluate.py's per-utterance records."""
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ['load_script', 'edit_distance', 'demo_mirror', 'demo_manifests',
+__all__ = ['load_script', 'edit_distance', 'evaluate_records', 'demo_mirror', 'demo_manifests',
            'trained_model_dir', 'REPO_ROOT']
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,19 @@ def edit_distance(a, b):
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
         previous = current
     return previous[-1]
+
+
+def evaluate_records(model, eval_data_dir, output, *flags):
+    """Run ``evaluate.py`` on ``model`` (a model directory or checkpoint) and ``eval_data_dir``
+    as a user would, in its own process; returns the per-utterance records it wrote to
+    ``output`` (JSON lines), from which a test sums its own corpus rates."""
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'evaluate.py'), str(model),
+                             '--eval_data_dir=%s' % eval_data_dir, '--num_workers=0',
+                             '--output=%s' % output, *flags],
+                            capture_output=True, text=True, env=dict(os.environ,
+                                                                     OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in Path(output).read_text().splitlines()]
 
 
 @pytest.fixture(scope='session')

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, evaluate_records
 from gluon_ds2.checkpoint import read_checkpoint, read_index
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1')
@@ -25,12 +25,7 @@ def run_ablation(demo_manifests, tmp_path, rows):
 
 def corpus_cer(model_dir, manifest, output):
     """Corpus CER of the row's latest checkpoint, summed here from evaluate.py's records."""
-    result = subprocess.run([sys.executable, str(REPO_ROOT / 'evaluate.py'), str(model_dir),
-                             '--which=latest', '--eval_data_dir=%s' % manifest,
-                             '--num_workers=0', '--output=%s' % output],
-                            capture_output=True, text=True, env=ENV)
-    assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in output.read_text().splitlines()]
+    records = evaluate_records(model_dir, manifest, output, '--which=latest')
     return sum(r['char_edits'] for r in records) / sum(r['reference_chars'] for r in records)
 
 

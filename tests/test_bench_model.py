@@ -25,7 +25,7 @@ def counted_flops(net, x):
     def record(block, _, output):
         uses[block.name] = output.shape
 
-    for block in net.body._children.values():
+    for block in net.body:
         if isinstance(block, mx.gluon.nn.Conv2D):
             block.register_forward_hook(record)
     out = net(x)

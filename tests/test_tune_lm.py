@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT, evaluate_records, load_script
 from gluon_ds2.lm import write_arpa
 
 pytest.importorskip('pyctcdecode')
@@ -27,12 +27,7 @@ def lm(demo_manifests, tmp_path_factory):
 
 def evaluate_wer(model_dir, manifest, output, *flags):
     """Corpus WER of evaluate.py, summed here from its per-utterance results."""
-    result = subprocess.run([sys.executable, str(REPO_ROOT / 'evaluate.py'), str(model_dir),
-                             '--eval_data_dir=%s' % manifest, '--batch_size=16',
-                             '--num_workers=0', '--output=%s' % output] + list(flags),
-                            capture_output=True, text=True, env=ENV)
-    assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in output.read_text().splitlines()]
+    records = evaluate_records(model_dir, manifest, output, '--batch_size=16', *flags)
     return sum(r['word_edits'] for r in records) / sum(r['reference_words'] for r in records)
 
 
