@@ -9,8 +9,8 @@ epoch's batch order, global step, metrics). The config and vocabulary are
 enough to rebuild the model, so ``evaluate.py`` and transcription need no
 flags.
 
-Every file is written to a temporary name, fsynced and renamed, so a crash or
-``kill -9`` leaves either the old file or the new one (and temporary files,
+Every file is written to a temporary name, fsynced and renamed (:mod:`gluon_ds2.atomic`),
+so a crash or ``kill -9`` leaves either the old file or the new one (and temporary files,
 which :func:`remove_partial_writes` clears at the next start).
 ``checkpoints.json`` indexes a model directory: the kept checkpoints,
 ``latest`` and ``best`` (by eval WER).
@@ -27,9 +27,10 @@ import zipfile
 
 import mxnet as mx
 
+from .atomic import atomic_write, atomic_write_text, temp_prefix
 from .model import pack_legacy_parameters
 
-__all__ = ['FORMAT_VERSION', 'CheckpointError', 'atomic_write', 'save_checkpoint',
+__all__ = ['FORMAT_VERSION', 'CheckpointError', 'save_checkpoint',
            'read_checkpoint', 'load_into', 'load_latest', 'resolve_checkpoint', 'read_index',
            'remove_partial_writes', 'check_keep']
 
@@ -46,36 +47,6 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the file."""
 
 
-def _temp_prefix(path):
-    """Temporary files for ``path`` are ``.<name>.<random>`` beside it."""
-    return '.' + os.path.basename(path) + '.'
-
-
-def atomic_write(path, write):
-    """Call ``write(file_object)`` on a temp file beside ``path``, fsync, rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def read_index(model_dir):
     """``checkpoints.json`` of a model directory (empty index if none)."""
     path = os.path.join(model_dir, INDEX_FILE)
@@ -86,7 +57,7 @@ def read_index(model_dir):
 
 
 def _write_json(path, data):
-    atomic_write(path, lambda f: f.write(json.dumps(data, indent=2, sort_keys=True).encode()))
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def check_keep(keep):
@@ -127,7 +98,7 @@ def save_checkpoint(model_dir, net, trainer, meta, keep=3, wer=None):
     temps = []
     try:
         for _ in range(2):
-            fd, temp = tempfile.mkstemp(dir=model_dir, prefix=_temp_prefix(path))
+            fd, temp = tempfile.mkstemp(dir=model_dir, prefix=temp_prefix(path))
             os.close(fd)
             temps.append(temp)
         params_path, arrays_path = temps

@@ -2,6 +2,7 @@
 import json
 import os
 
+from .atomic import atomic_save_figure, atomic_write_text
 from .config import PRIMARY_EVAL_SPLIT
 
 __all__ = ['MetricsLog', 'read_metrics', 'eval_records_by_split', 'plot_curves']
@@ -31,12 +32,7 @@ class MetricsLog:
         kept = [r for r in records if r.get('step', 0) <= step]
         if len(kept) == len(records):
             return
-        tmp = '%s.tmp-%d' % (self.path, os.getpid())
-        with open(tmp, 'w') as f:
-            f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in kept)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, (json.dumps(r, sort_keys=True) + '\n' for r in kept))
 
 
 def read_metrics(path):
@@ -110,8 +106,8 @@ def plot_curves(metrics_path, png_path):
                ylim=(0, None))
     ax_err.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = png_path + '.tmp.png'
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        atomic_save_figure(fig, png_path)
+    finally:
+        plt.close(fig)
     return png_path

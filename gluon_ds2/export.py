@@ -35,6 +35,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from .atomic import atomic_write_text
 from .config import AudioConfig
 from .decoder import greedy_decode
 from .featurizer import featurize, read_audio
@@ -83,7 +84,21 @@ def export_model(net, audio_config, vocab, prefix, source=None, dtype='float32')
     net.hybridize(static_alloc=True, static_shape=False)
     net(mx.nd.array(features[np.newaxis, np.newaxis], ctx=ctx),
         mx.nd.array([len(features)], ctx=ctx))
-    net.export(prefix, remove_amp_cast=False)  # a reduced-precision graph keeps its casts
+    # The graph and parameters go to temporary names, are fsynced and renamed into place, the
+    # config last: a kill leaves every file whole, the previous export's or this one's.
+    staging = os.path.join(os.path.dirname(os.path.abspath(prefix)),
+                           '.%s.export-%d' % (os.path.basename(prefix), os.getpid()))
+    staged = _paths(staging)
+    try:
+        net.export(staging, remove_amp_cast=False)  # a reduced-precision graph keeps its casts
+        for kind in ('symbol', 'params'):
+            with open(staged[kind], 'rb') as f:
+                os.fsync(f.fileno())
+            os.replace(staged[kind], paths[kind])
+    finally:
+        for path in staged.values():
+            if os.path.exists(path):
+                os.remove(path)
     config = dict(format_version=EXPORT_FORMAT_VERSION,
                   audio=dataclasses.asdict(audio_config), vocabulary=vocab.to_list(),
                   inputs=dict(zip(INPUT_NAMES, ['features (N, 1, T, %d) float32, normalized '
@@ -94,8 +109,7 @@ def export_model(net, audio_config, vocab, prefix, source=None, dtype='float32')
                   symbol_file=os.path.basename(paths['symbol']),
                   params_file=os.path.basename(paths['params']),
                   mxnet_version=mx.__version__, source=source or {})
-    with open(paths['config'], 'w') as f:
-        json.dump(config, f, indent=2, sort_keys=True)
+    atomic_write_text(paths['config'], json.dumps(config, indent=2, sort_keys=True))
     return paths
 
 

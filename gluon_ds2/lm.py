@@ -20,7 +20,8 @@ lower-case as in the transcripts; for real corpora use lmplz.
 """
 import collections
 import math
-import os
+
+from .atomic import atomic_write_text
 
 __all__ = ['write_arpa']
 
@@ -143,20 +144,21 @@ def write_arpa(sentences, path, order=3, discount=0.5, min_count=1):
     by_order = collections.defaultdict(list)
     for ngram in log10_probs:
         by_order[len(ngram)].append(ngram)
-    temporary = '%s.tmp' % path
-    with open(temporary, 'w', encoding='utf-8') as f:
-        f.write('\\data\\\n')
+
+    def arpa_lines():
+        yield '\\data\\\n'
         for n in range(1, order + 1):
-            f.write('ngram %d=%d\n' % (n, len(by_order[n])))
+            yield 'ngram %d=%d\n' % (n, len(by_order[n]))
         for n in range(1, order + 1):
-            f.write('\n\\%d-grams:\n' % n)
+            yield '\n\\%d-grams:\n' % n
             for ngram in sorted(by_order[n]):
                 line = '%.7f\t%s' % (log10_probs[ngram], ' '.join(ngram))
                 # Unigram lines always carry a back-off column: pyctcdecode reads the
                 # unigram list from lines with exactly three tab-separated fields.
                 if n < order:
                     line += '\t%.7f' % log10_bows.get(ngram, 0.0)
-                f.write(line + '\n')
-        f.write('\n\\end\\\n')
-    os.replace(temporary, path)
+                yield line + '\n'
+        yield '\n\\end\\\n'
+
+    atomic_write_text(path, arpa_lines())
     return {n: len(by_order[n]) for n in range(1, order + 1)}

@@ -11,12 +11,13 @@ character except a tab or a line break.
 problem came from. :func:`write_manifest` writes only the three columns.
 """
 import csv
+import itertools
 import logging
-import os
 
 import pandas as pd
 import soundfile
 
+from .atomic import atomic_write_text
 from .progress import progress_bar
 
 __all__ = ['MANIFEST_COLUMNS', 'read_manifest', 'read_manifests', 'write_manifest',
@@ -165,9 +166,9 @@ def _manifest_lines(rows, path):
 def write_manifest(rows, path):
     """Write a manifest atomically and deterministically.
 
-    The file is written to ``path + '.tmp-<pid>'``, flushed, synced and then
-    renamed over ``path``, so readers see the old file or the new one, never
-    a part. The same rows give a byte-identical file: UTF-8, ``\\n`` line
+    The file is written to a temporary name, synced and renamed over ``path``
+    (:func:`~gluon_ds2.atomic.atomic_write_text`), so readers see the old file
+    or the new one, never a part. The same rows give a byte-identical file: UTF-8, ``\\n`` line
     endings, rows in the order given.
 
     Parameters
@@ -177,7 +178,7 @@ def write_manifest(rows, path):
         such as ``source_line``, are not written), or
         ``(wav_filename, wav_filesize, transcript)`` tuples.
     path : str
-        Output file; its directory must exist.
+        Output file; its directory is created if needed.
     """
     if isinstance(rows, pd.DataFrame):
         missing = [c for c in MANIFEST_COLUMNS if c not in rows.columns]
@@ -185,18 +186,8 @@ def write_manifest(rows, path):
             raise ValueError('cannot write manifest %s: the frame lacks columns %s'
                              % (path, ', '.join(missing)))
         rows = rows[list(MANIFEST_COLUMNS)].itertuples(index=False, name=None)
-    tmp_path = '%s.tmp-%d' % (path, os.getpid())
-    try:
-        with open(tmp_path, 'w', encoding='utf-8', newline='') as f:
-            f.write('\t'.join(MANIFEST_COLUMNS) + '\n')
-            f.writelines(_manifest_lines(rows, path))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    atomic_write_text(path, itertools.chain(['\t'.join(MANIFEST_COLUMNS) + '\n'],
+                                            _manifest_lines(rows, path)))
 
 
 def wav_duration(path):

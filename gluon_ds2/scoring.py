@@ -10,8 +10,8 @@ import time
 
 import mxnet as mx
 
+from .atomic import atomic_write
 from .batchify import make_dataloader
-from .checkpoint import atomic_write
 from .dataset import SpeechDataset, load_entries
 from .devices import select_devices
 from .inference import add_decoder_arguments, load_model, make_decoder, predict

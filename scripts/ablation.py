@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 
-from gluon_ds2.checkpoint import atomic_write
+from gluon_ds2.atomic import atomic_write_text
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -180,13 +180,11 @@ def main(argv=None):
         print('%s: dev CER in domain %.4f, out of domain %s, %.1f min' % (
             name, result['in_domain_cer'], '%.4f' % result['out_of_domain_cer']
             if 'out_of_domain_cer' in result else 'n/a', result['train_minutes']), flush=True)
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        table = markdown(results, args)
-        atomic_write(args.out + '.json', lambda f: f.write(json.dumps(
+        atomic_write_text(args.out + '.json', json.dumps(
             dict(demo_flags=DEMO_FLAGS, train_epochs=args.train_epochs, seed=args.seed,
                  train_data_dir=args.train_data_dir, dev_in=args.dev_in, dev_ood=args.dev_ood,
-                 rows=results), indent=2).encode()))
-        atomic_write(args.out + '.md', lambda f: f.write(table.encode()))
+                 rows=results), indent=2))
+        atomic_write_text(args.out + '.md', markdown(results, args))
     print(markdown(results, args))
     return 0
 

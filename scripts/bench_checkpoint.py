@@ -117,10 +117,10 @@ def main(argv=None):
     table = '\n'.join(lines)
     print(table)
     if args.out:
-        with open(args.out + '.json', 'w') as f:
-            json.dump(dict(rounds=rounds, medians=rows), f, indent=2)
-        with open(args.out + '.md', 'w') as f:
-            f.write(table + '\n')
+        from gluon_ds2.atomic import atomic_write_text  # after the children ran
+        atomic_write_text(args.out + '.json',
+                          json.dumps(dict(rounds=rounds, medians=rows), indent=2) + '\n')
+        atomic_write_text(args.out + '.md', table + '\n')
     return 0
 
 

@@ -178,12 +178,13 @@ def main(argv=None):
 
     table = format_table(rows, args, (load_before, load_after))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     report = dict(args=vars(args), cpu_count=os.cpu_count(), load_average_before=load_before,
                   load_average_after=load_after, configurations=rows,
                   horovod_vs_threads=horovod_vs_threads)
-    out.with_suffix('.json').write_text(json.dumps(report, indent=2) + '\n')
-    out.with_suffix('.md').write_text(table)
+    # Imported only now: gluon_ds2 sets OMP_NUM_THREADS, which the runs above set themselves.
+    from gluon_ds2.atomic import atomic_write_text
+    atomic_write_text(out.with_suffix('.json'), json.dumps(report, indent=2) + '\n')
+    atomic_write_text(out.with_suffix('.md'), table)
     print(table)
     print('%s vs %s: %.2fx' % (rows[2]['name'], rows[1]['name'], horovod_vs_threads))
     print('wrote %s and %s' % (out.with_suffix('.json'), out.with_suffix('.md')))

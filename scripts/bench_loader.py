@@ -23,6 +23,7 @@ import os
 import sys
 import time
 
+from gluon_ds2.atomic import atomic_write_text
 from gluon_ds2.augment import WaveformAugment
 from gluon_ds2.batchify import make_dataloader
 from gluon_ds2.config import AudioConfig, add_arguments, from_args
@@ -139,11 +140,9 @@ def main(argv=None):
                      % ('One epoch' if not args.max_batches else
                         'The first %d batches of an epoch' % args.max_batches,
                         len(entries), hours, args.batch_size, os.cpu_count()))
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out + '.json', 'w') as f:
-            json.dump(dict(command=' '.join(sys.argv), rows=rows), f, indent=2)
-        with open(args.out + '.md', 'w') as f:
-            f.write('\n'.join(lines) + '\n')
+        atomic_write_text(args.out + '.json',
+                          json.dumps(dict(command=' '.join(sys.argv), rows=rows), indent=2) + '\n')
+        atomic_write_text(args.out + '.md', '\n'.join(lines) + '\n')
     return 0
 
 

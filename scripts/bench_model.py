@@ -186,6 +186,8 @@ def sgemm_rate(n=1024, repeats=10):
 def profile(run_once, path, steps):
     """MXNet's aggregate per-operator table of ``steps`` calls, written to ``path``."""
     import mxnet as mx
+
+    from gluon_ds2.atomic import atomic_write_text
     mx.profiler.set_config(profile_all=True, aggregate_stats=True,
                            filename=path + '.trace.json')
     mx.profiler.set_state('run')
@@ -193,8 +195,7 @@ def profile(run_once, path, steps):
         run_once()
     mx.profiler.set_state('stop')
     table = mx.profiler.dumps(reset=True, format='table', sort_by='total', ascending=False)
-    with open(path, 'w') as f:
-        f.write('%d training steps of ours, reference size\n\n%s' % (steps, table))
+    atomic_write_text(path, '%d training steps of ours, reference size\n\n%s' % (steps, table))
     if os.path.exists(path + '.trace.json'):
         os.remove(path + '.trace.json')
 
@@ -218,6 +219,8 @@ def bar_chart(rows, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
+    from gluon_ds2.atomic import atomic_save_figure
     labels = ['%s\n%s b%d' % (r['size'], r['mode'], r['batch']) for r in rows]
     fig, ax = plt.subplots(figsize=(8, 3.5))
     positions = range(len(rows))
@@ -235,7 +238,7 @@ def bar_chart(rows, path):
     ax.set_title('DeepSpeech2 step speed (label: ours / plain time)')
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 
@@ -252,6 +255,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.environ['OMP_NUM_THREADS'] = str(args.threads)  # before mxnet is imported
     import mxnet as mx
+
+    from gluon_ds2.atomic import atomic_write_text
     print('command: OMP_NUM_THREADS=%d python scripts/bench_model.py --rounds %d --seconds %s '
           '--sizes %s --out %s' % (args.threads, args.rounds, args.seconds, args.sizes, args.out),
           flush=True)
@@ -291,13 +296,10 @@ def main(argv=None):
         for name in ('ours', 'plain'):
             row[name + '_of_sgemm'] = row['gflop'] / row[name + '_s'] / row['sgemm_gflops']
     table = markdown(rows, sgemm, args)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + '.json', 'w') as f:
-        json.dump(dict(command=' '.join(['python'] + sys.argv), threads=args.threads,
-                       mxnet=mx.__version__, sgemm_gflops=sgemm_rates,
-                       rows=rows), f, indent=2)
-    with open(args.out + '.md', 'w') as f:
-        f.write(table)
+    atomic_write_text(args.out + '.json', json.dumps(dict(
+        command=' '.join(['python'] + sys.argv), threads=args.threads, mxnet=mx.__version__,
+        sgemm_gflops=sgemm_rates, rows=rows), indent=2) + '\n')
+    atomic_write_text(args.out + '.md', table)
     bar_chart(rows, args.out + '.png')
     print(table)
     return 0

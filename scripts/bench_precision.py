@@ -33,6 +33,8 @@ def main(argv=None):
           '--seconds %s --out %s' % (args.dtype, args.sizes, args.rounds, args.seconds,
                                      args.out), flush=True)
     import mxnet as mx
+
+    from gluon_ds2.atomic import atomic_write_text
     from gluon_ds2.precision import setup_precision
 
     configurations = [(size, mode, batch) for size in args.sizes.split(',')
@@ -63,12 +65,9 @@ def main(argv=None):
         for r in rows]
     lines += ['', 'Median of %d alternated rounds; %.0f s utterances; %d CPU cores.'
               % (args.rounds, args.seconds, os.cpu_count())]
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + '.json', 'w') as f:
-        json.dump(dict(command=' '.join(['python'] + sys.argv), dtype=args.dtype, rows=rows),
-                  f, indent=2)
-    with open(args.out + '.md', 'w') as f:
-        f.write('\n'.join(lines) + '\n')
+    atomic_write_text(args.out + '.json', json.dumps(dict(
+        command=' '.join(['python'] + sys.argv), dtype=args.dtype, rows=rows), indent=2) + '\n')
+    atomic_write_text(args.out + '.md', '\n'.join(lines) + '\n')
     print('\n'.join(lines))
     return 0
 

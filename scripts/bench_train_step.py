@@ -193,6 +193,8 @@ def bar_chart(rows, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
+    from gluon_ds2.atomic import atomic_save_figure
     fig, ax = plt.subplots(figsize=(7, 3))
     positions = range(len(rows))
     ax.barh(list(positions), [r['audio_s_per_s'] for r in rows], label='audio')
@@ -205,7 +207,7 @@ def bar_chart(rows, path):
     ax.set_title('Demo-size training throughput')
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 
@@ -239,6 +241,7 @@ def main(argv=None):
     import numpy as np
 
     from gluon_ds2 import training
+    from gluon_ds2.atomic import atomic_write_text
     from gluon_ds2.augment import WaveformAugment
     from gluon_ds2.config import add_arguments, from_args
     from gluon_ds2.dataset import load_entries
@@ -369,12 +372,10 @@ def main(argv=None):
                 threads=args.threads, num_workers=args.num_workers, augment=args.augment,
                 cpus=os.cpu_count())
     table = markdown(rows, ratios, info)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + '.json', 'w') as f:
-        json.dump(dict(command=command, mxnet=mx.__version__, info=info, rows=rows,
-                       ratios=dict(ratios)), f, indent=2)
-    with open(args.out + '.md', 'w') as f:
-        f.write(table)
+    atomic_write_text(args.out + '.json', json.dumps(dict(
+        command=command, mxnet=mx.__version__, info=info, rows=rows, ratios=dict(ratios)),
+        indent=2) + '\n')
+    atomic_write_text(args.out + '.md', table)
     bar_chart(rows, args.out + '.png')
     print(table)
     return 0

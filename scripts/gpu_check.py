@@ -31,6 +31,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd
 
+from gluon_ds2.atomic import atomic_write_text
 from gluon_ds2.config import Config, ModelConfig
 from gluon_ds2.distributed import Distributed, setup
 from gluon_ds2.loss import CTCLoss
@@ -330,11 +331,10 @@ def main(argv=None):
     text, passed = report(info, checks, gpus)
     print(text)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(environment=info, gpus=gpus, passed=passed,
-                           checks={name: dict(ok=ok, detail=detail, figures=figures)
-                                   for name, (ok, detail, figures) in checks.items()}), f,
-                      indent=2)
+        atomic_write_text(args.json, json.dumps(dict(
+            environment=info, gpus=gpus, passed=passed,
+            checks={name: dict(ok=ok, detail=detail, figures=figures)
+                    for name, (ok, detail, figures) in checks.items()}), indent=2) + '\n')
     return 0 if passed else 1
 
 

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from gluon_ds2.atomic import atomic_save_figure, atomic_write_text
 from gluon_ds2.batchify import make_dataloader
 from gluon_ds2.dataset import SpeechDataset, load_entries
 from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode_batch
@@ -153,7 +154,7 @@ def plot_grid(grid, alphas, betas, best, path):
     ax.set_title('WER, beam search with LM')
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_save_figure(fig, path)
     plt.close(fig)
 
 
@@ -188,13 +189,11 @@ def main(argv=None):
     output = args.output or os.path.join(
         os.path.dirname(path), 'eval', 'tune_lm-%s.json' % '+'.join(
             os.path.splitext(os.path.basename(m))[0] for m in str(manifests).split(',')))
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with open(output, 'w') as f:
-        json.dump(dict(checkpoint=path, manifests=manifests, lm=args.lm,
-                       beam_width=args.beam_width, utterances=len(references),
-                       alphas=args.alphas, betas=args.betas, greedy=greedy, grid=grid, best=best,
-                       logits_seconds=logits_seconds,
-                       decode_seconds=time.time() - start - logits_seconds), f, indent=2)
+    atomic_write_text(output, json.dumps(dict(
+        checkpoint=path, manifests=manifests, lm=args.lm, beam_width=args.beam_width,
+        utterances=len(references), alphas=args.alphas, betas=args.betas, greedy=greedy,
+        grid=grid, best=best, logits_seconds=logits_seconds,
+        decode_seconds=time.time() - start - logits_seconds), indent=2) + '\n')
     print('results: %s' % output)
     if args.plot:
         plot_grid(grid, args.alphas, args.betas, best, args.plot)

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, the index of a model directory, damaged and foreign files,
+"""Checkpoints: the index of a model directory, damaged and foreign files,
 exact round trips of parameters and optimizer state, and the config of a resumed run."""
 import json
 import logging
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, atomic_write, load_into,
-                                  load_latest, read_checkpoint, read_index, remove_partial_writes,
+from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, load_into, load_latest,
+                                  read_checkpoint, read_index, remove_partial_writes,
                                   save_checkpoint)
 from gluon_ds2.config import Config
 from gluon_ds2.model import DeepSpeech2, output_length
@@ -60,24 +60,6 @@ def save(model_dir, net, trainer, step, wer=None, keep=3, config=None):
     meta = dict(global_step=step, epoch=0, batch_in_epoch=step,
                 config=(config or Config()).to_json())
     return save_checkpoint(str(model_dir), net, trainer, meta, keep=keep, wer=wer)
-
-
-def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
-    path = tmp_path / 'index.json'
-    path.write_bytes(b'old contents')
-
-    def fail_midway(f):
-        f.write(b'half of the new')
-        raise OSError('disk full')
-
-    with pytest.raises(OSError, match='disk full'):
-        atomic_write(str(path), fail_midway)
-    assert path.read_bytes() == b'old contents'
-    assert sorted(os.listdir(tmp_path)) == ['index.json']  # no temporary file left behind
-
-    atomic_write(str(path), lambda f: f.write(b'new contents'))
-    assert path.read_bytes() == b'new contents'
-    assert sorted(os.listdir(tmp_path)) == ['index.json']
 
 
 def test_keeps_the_last_k_and_the_best_by_wer(tmp_path):

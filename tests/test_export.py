@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 
 from conftest import REPO_ROOT
+from gluon_ds2.config import AudioConfig
 from gluon_ds2.decoder import greedy_decode
 from gluon_ds2.inference import load_model
-from gluon_ds2.export import load_exported
+from gluon_ds2.export import export_model, load_exported
 from gluon_ds2.featurizer import featurize, read_audio
+from gluon_ds2.model import DeepSpeech2
+from gluon_ds2.vocab import Vocabulary
 
 # What a deployment must not need: the model's class, checkpoints, training and data code.
 TRAINING_MODULES = ('gluon_ds2.model', 'gluon_ds2.checkpoint', 'gluon_ds2.resume',
@@ -114,6 +117,39 @@ def test_loader_errors_name_the_file(exported, tmp_path):
     with pytest.raises(ValueError, match='copy-config.json: export format version 99, this '
                                          'gluon-ds2 reads version 1'):
         load_exported(str(prefix))
+
+
+def test_an_export_that_fails_midway_leaves_the_previous_one_whole(tmp_path):
+    audio, vocab = AudioConfig(), Vocabulary.from_file()
+    net = DeepSpeech2(vocab.num_classes, num_bins=audio.num_bins, rnn_hidden_size=8,
+                      rnn_hidden_layers=1, conv_filters=2)
+    net.initialize(mx.init.Xavier())
+    prefix = str(tmp_path / 'demo')
+    paths = export_model(net, audio, vocab, prefix)
+    before = {kind: open(path, 'rb').read() for kind, path in paths.items()}
+    assert sorted(os.listdir(tmp_path)) == ['demo-0000.params', 'demo-config.json',
+                                            'demo-symbol.json']
+
+    net.output.bias.set_data(mx.nd.arange(vocab.num_classes))  # a new model to export
+    write_graph = net.export
+
+    def fail_after_the_graph(path, **kwargs):  # MXNet wrote the graph, then the disk filled
+        write_graph(path, **kwargs)
+        os.truncate(path + '-0000.params', 100)
+        raise OSError('No space left on device')
+
+    net.export = fail_after_the_graph
+    with pytest.raises(OSError, match='No space left'):
+        export_model(net, audio, vocab, prefix)
+    assert {kind: open(path, 'rb').read() for kind, path in paths.items()} == before
+    assert sorted(os.listdir(tmp_path)) == ['demo-0000.params', 'demo-config.json',
+                                            'demo-symbol.json']  # nothing staged is left
+
+    del net.export
+    export_model(net, audio, vocab, prefix)  # the new export replaces the old one
+    biases = [p.data().asnumpy() for name, p in load_exported(prefix).net.collect_params().items()
+              if name.endswith('dense0_bias')]
+    assert len(biases) == 1 and np.array_equal(biases[0], np.arange(vocab.num_classes))
 
 
 def test_export_cli_reports_a_bad_checkpoint(tmp_path):
