@@ -245,11 +245,15 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
             loss_sum, steps, utterances, audio = dist.allreduce_sum(
                 [window[k] for k in ('loss', 'steps', 'utterances', 'audio')], name='train_log')
             if steps:
+                # Rates over the whole window, this allreduce included, and the next window
+                # starts at this record's time: rate x (time since the last record) is exactly
+                # what was trained, on any number of ranks (scripts/bench_horovod.py sums it).
+                now = time.time()
                 log(kind='train', step=state['global_step'], epoch=state['epoch'],
                     loss=loss_sum / steps, grad_norm=norm, lr=trainer.learning_rate,
-                    utterances_per_s=utterances / elapsed, audio_s_per_s=audio / elapsed,
-                    time=time.time())
-                window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=time.time())
+                    utterances_per_s=utterances / (now - window['start']),
+                    audio_s_per_s=audio / (now - window['start']), time=now)
+                window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=now)
         if t.checkpoint_every and finite and state['global_step'] % t.checkpoint_every == 0:
             save()
         # Ranks must stop on the same step, or the others would wait in allreduce.
