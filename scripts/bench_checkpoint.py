@@ -50,21 +50,20 @@ def measure_once(directory):
     loss.backward()
     trainer.update(1)
     mx.nd.waitall()
-    model_dir = tempfile.mkdtemp(dir=directory)
     meta = dict(global_step=1, epoch=0, config=cfg.to_json())
     times = {}
-    start = time.perf_counter()
-    path = checkpoint.save_checkpoint(model_dir, net, trainer, meta, keep=1)
-    times['save'] = time.perf_counter() - start
-    start = time.perf_counter()
-    _, _, archive = checkpoint.load_latest(model_dir)
-    times['open'] = time.perf_counter() - start
-    start = time.perf_counter()
-    checkpoint.load_into(path, archive, net, trainer)
-    mx.nd.waitall()
-    times['load'] = time.perf_counter() - start
-    times['bytes'] = os.path.getsize(path)
-    os.unlink(path)
+    with tempfile.TemporaryDirectory(dir=directory) as model_dir:
+        start = time.perf_counter()
+        path = checkpoint.save_checkpoint(model_dir, net, trainer, meta, keep=1)
+        times['save'] = time.perf_counter() - start
+        start = time.perf_counter()
+        _, _, archive = checkpoint.load_latest(model_dir)
+        times['open'] = time.perf_counter() - start
+        start = time.perf_counter()
+        checkpoint.load_into(path, archive, net, trainer)
+        mx.nd.waitall()
+        times['load'] = time.perf_counter() - start
+        times['bytes'] = os.path.getsize(path)
     return times
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import pandas as pd
@@ -41,7 +42,8 @@ def child(manifest):
 
 
 def run(tree, ranks, manifest):
-    """(slowest rank's load_entries seconds, wall seconds) of one command in ``tree``."""
+    """(slowest rank's load_entries seconds, wall seconds, entries each rank kept) of one
+    command in ``tree``."""
     command = [sys.executable, os.path.abspath(__file__), '--child', manifest]
     if ranks > 1:
         horovodrun = os.path.join(os.path.dirname(sys.executable), 'horovodrun')
@@ -53,8 +55,11 @@ def run(tree, ranks, manifest):
                             cwd=os.path.abspath(tree)).stdout
     wall = time.perf_counter() - start
     results = [json.loads(line[line.index('{'):]) for line in output.splitlines() if '{' in line]
-    assert len(results) == ranks, output
-    return max(r['load_entries_s'] for r in results), wall
+    if sorted(r['rank'] for r in results) != list(range(ranks)) or \
+            len({r['entries'] for r in results}) != 1:
+        raise RuntimeError('%s, %d rank(s): expected one report of the same entry count per '
+                           'rank, got:\n%s' % (tree, ranks, output))
+    return max(r['load_entries_s'] for r in results), wall, results[0]['entries']
 
 
 def main(argv=None):
@@ -75,21 +80,22 @@ def main(argv=None):
     source = pd.read_csv(args.manifest, sep='\t')
     repeats = -(-args.rows // len(source))
     big = pd.concat([source] * repeats, ignore_index=True).iloc[:args.rows]
-    manifest = os.path.join(os.path.dirname(os.path.abspath(args.manifest)),
-                            'startup_%d.csv' % args.rows)
-    big.to_csv(manifest, sep='\t', index=False)
     trees = args.trees.split(',')
     timings = {(tree, ranks): [] for tree in trees for ranks in RANKS}
-    for index in range(args.rounds):
-        for tree in trees:
-            for ranks in RANKS:
-                timings[tree, ranks].append(run(tree, ranks, manifest))
-                print('round %d %s, %d rank(s): load_entries %.2f s, wall %.2f s'
-                      % ((index + 1, tree, ranks) + timings[tree, ranks][-1]), flush=True)
-    os.unlink(manifest)
+    with tempfile.TemporaryDirectory(prefix='bench_startup_') as directory:
+        manifest = os.path.join(directory, 'startup_%d.csv' % args.rows)
+        big.to_csv(manifest, sep='\t', index=False)
+        for index in range(args.rounds):
+            for tree in trees:
+                for ranks in RANKS:
+                    timings[tree, ranks].append(run(tree, ranks, manifest))
+                    print('round %d %s, %d rank(s): load_entries %.2f s, wall %.2f s, '
+                          '%d entries' % ((index + 1, tree, ranks) + timings[tree, ranks][-1]),
+                          flush=True)
     rows = [dict(tree=tree, ranks=ranks,
                  load_entries_s=min(t[0] for t in timings[tree, ranks]),
-                 wall_s=min(t[1] for t in timings[tree, ranks]))
+                 wall_s=min(t[1] for t in timings[tree, ranks]),
+                 entries=timings[tree, ranks][0][2])
             for tree in trees for ranks in RANKS]
     lines = ['| tree | ranks | load_entries s (slowest rank) | wall s |', '|---|---|---|---|']
     lines += ['| %s | %d | %.2f | %.2f |' % (r['tree'], r['ranks'], r['load_entries_s'],
