@@ -13,7 +13,10 @@ Every file is written to a temporary name, fsynced and renamed (:mod:`gluon_ds2.
 so a crash or ``kill -9`` leaves either the old file or the new one (and temporary files,
 which :func:`remove_partial_writes` clears at the next start).
 ``checkpoints.json`` indexes a model directory: the kept checkpoints,
-``latest`` and ``best`` (by eval WER).
+``latest`` and ``best`` (by eval WER), and ``averaged``: a model whose weights
+are the mean of the last kept checkpoints' (``ckpt-<step>-avg<n>.ckpt``, no
+optimizer state; :func:`save_averaged`). It is never resumed from, and it is
+``best`` only if its eval WER is lower than every trained checkpoint's.
 """
 import io
 import json
@@ -32,7 +35,7 @@ from .model import pack_legacy_parameters
 
 __all__ = ['FORMAT_VERSION', 'CheckpointError', 'save_checkpoint',
            'read_checkpoint', 'load_into', 'load_latest', 'resolve_checkpoint', 'read_index',
-           'remove_partial_writes', 'check_keep']
+           'remove_partial_writes', 'check_keep', 'average_parameters', 'save_averaged']
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,42 @@ def check_keep(keep):
                          'a resumed run starts from; the best is kept as well)' % keep)
 
 
+def _write_archive(path, net, trainer, meta):
+    """The checkpoint zip at ``path``: meta.json, params, and the optimizer if ``trainer``."""
+    # MXNet writes to file names only: the parameters and optimizer arrays go
+    # through temporary files beside the checkpoint, then into the zip.
+    temps = []
+    try:
+        for _ in range(2):
+            fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=temp_prefix(path))
+            os.close(fd)
+            temps.append(temp)
+        params_path, arrays_path = temps
+        net.save_parameters(params_path)
+        optimizer = None
+        if trainer is not None:
+            optimizer, arrays = _dump_optimizer(trainer)
+            mx.nd.save(arrays_path, arrays)
+
+        def write(f):
+            with zipfile.ZipFile(f, 'w', zipfile.ZIP_STORED) as archive:
+                archive.writestr('meta.json', json.dumps(meta, indent=2, sort_keys=True))
+                archive.write(params_path, 'params')
+                if optimizer is not None:
+                    archive.writestr('optimizer', optimizer)
+                    archive.write(arrays_path, 'optimizer_arrays')
+        atomic_write(path, write)
+    finally:
+        for temp in temps:
+            os.unlink(temp)
+
+
+def _best_trained(entries):
+    """Name of the index entry with the lowest eval WER (the later one on a tie), or None."""
+    scored = [e for e in entries if e['wer'] is not None]
+    return min(scored, key=lambda e: (e['wer'], -e['global_step']))['name'] if scored else None
+
+
 def save_checkpoint(model_dir, net, trainer, meta, keep=3, wer=None):
     """Write ``ckpt-<global_step>.ckpt`` and update the index.
 
@@ -93,54 +132,112 @@ def save_checkpoint(model_dir, net, trainer, meta, keep=3, wer=None):
     path = os.path.join(model_dir, name)
     meta = dict(meta, format_version=FORMAT_VERSION, wer=wer)
     os.makedirs(model_dir, exist_ok=True)
-    # MXNet writes to file names only: the parameters and optimizer arrays go
-    # through temporary files beside the checkpoint, then into the zip.
-    temps = []
-    try:
-        for _ in range(2):
-            fd, temp = tempfile.mkstemp(dir=model_dir, prefix=temp_prefix(path))
-            os.close(fd)
-            temps.append(temp)
-        params_path, arrays_path = temps
-        net.save_parameters(params_path)
-        optimizer = None
-        if trainer is not None:
-            optimizer, arrays = _dump_optimizer(trainer)
-            mx.nd.save(arrays_path, arrays)
-
-        def write(f):
-            with zipfile.ZipFile(f, 'w', zipfile.ZIP_STORED) as archive:
-                archive.writestr('meta.json', json.dumps(meta, indent=2, sort_keys=True))
-                archive.write(params_path, 'params')
-                if optimizer is not None:
-                    archive.writestr('optimizer', optimizer)
-                    archive.write(arrays_path, 'optimizer_arrays')
-        atomic_write(path, write)
-    finally:
-        for temp in temps:
-            os.unlink(temp)
+    _write_archive(path, net, trainer, meta)
 
     index = read_index(model_dir)
     entries = [e for e in index['checkpoints'] if e['name'] != name]
     entries.append({'name': name, 'global_step': step, 'epoch': meta.get('epoch'), 'wer': wer})
     entries.sort(key=lambda e: e['global_step'])
-    scored = [e for e in entries if e['wer'] is not None]
-    best = min(scored, key=lambda e: (e['wer'], -e['global_step']))['name'] if scored else None
+    best = _best_trained(entries)
     kept = {e['name'] for e in entries[-keep:]} | ({best} if best else set())
+    previous_average = index.get('averaged')
     index = {'checkpoints': [e for e in entries if e['name'] in kept], 'latest': name,
              'best': best}
     _write_json(os.path.join(model_dir, INDEX_FILE), index)
-    for entry in entries:
-        if entry['name'] not in kept:
-            stale = os.path.join(model_dir, entry['name'])
-            if os.path.exists(stale):
-                os.unlink(stale)
+    # An averaged model is of checkpoints older than this one: superseded.
+    stale = [e['name'] for e in entries if e['name'] not in kept] + \
+        ([previous_average['name']] if previous_average else [])
+    for stale_name in stale:
+        stale_path = os.path.join(model_dir, stale_name)
+        if os.path.exists(stale_path):
+            os.unlink(stale_path)
+    return path
+
+
+def average_parameters(paths):
+    """The element-wise mean of checkpoints' parameters, BatchNorm statistics included.
+
+    Averaging the last checkpoints of a run smooths the noise of its last updates, as
+    icefall and ESPnet recipes do before decoding. The checkpoints must be of one model:
+    the same model and audio configuration, the same parameter names and shapes.
+
+    Returns
+    -------
+    dict
+        Parameter name (as ``save_parameters`` writes it) -> float32 NDArray.
+    """
+    if len(paths) < 2:
+        raise ValueError('averaging needs at least two checkpoints, got %d' % len(paths))
+    sums, first = None, None
+    for path in paths:
+        meta, archive = read_checkpoint(path)
+        try:
+            arrays = mx.nd.load_frombuffer(archive.read('params'))
+        except (zipfile.BadZipFile, KeyError, mx.MXNetError) as err:
+            raise CheckpointError('%s: not a readable gluon-ds2 checkpoint (%s)' % (path, err)) \
+                from None
+        model = {k: meta.get('config', {}).get(k) for k in ('model', 'audio')}
+        if first is None:
+            sums, first = {k: v.astype('float64') for k, v in arrays.items()}, (path, model)
+            continue
+        if model != first[1]:
+            raise CheckpointError('%s: another model than %s (its model or audio configuration '
+                                  'differs); only checkpoints of one run can be averaged'
+                                  % (path, first[0]))
+        shapes = {k: v.shape for k, v in arrays.items()}
+        if shapes != {k: v.shape for k, v in sums.items()}:
+            raise CheckpointError('%s: its parameters differ from those of %s in names or '
+                                  'shapes' % (path, first[0]))
+        for k, v in arrays.items():
+            sums[k] += v.astype('float64')
+    return {k: (v / len(paths)).astype('float32') for k, v in sums.items()}
+
+
+def save_averaged(model_dir, net, meta, sources, wer=None):
+    """Write ``net`` (averaged weights) as ``ckpt-<step>-avg<n>.ckpt`` and index it.
+
+    Parameters
+    ----------
+    model_dir : str
+    net : gluon.Block
+        Holding the mean of the ``sources`` checkpoints' parameters.
+    meta : dict
+        The newest source's metadata (config, vocabulary, step); ``averaged_from`` is added.
+    sources : list of str
+        Names of the averaged checkpoints, in this directory.
+    wer : float or None
+        Its eval WER, on the set the trained checkpoints were scored on. If lower than
+        every trained checkpoint's, the index's ``best`` becomes this model.
+
+    Returns
+    -------
+    str
+        Path of the checkpoint written.
+    """
+    name = 'ckpt-%08d-avg%d.ckpt' % (int(meta['global_step']), len(sources))
+    path = os.path.join(model_dir, name)
+    meta = dict(meta, format_version=FORMAT_VERSION, wer=wer, averaged_from=list(sources))
+    _write_archive(path, net, None, meta)
+    index = read_index(model_dir)
+    previous = index.get('averaged')
+    index['averaged'] = {'name': name, 'global_step': int(meta['global_step']),
+                         'averaged_from': list(sources), 'wer': wer}
+    best = _best_trained(index['checkpoints'])
+    best_wer = {e['name']: e['wer'] for e in index['checkpoints']}.get(best)
+    index['best'] = name if wer is not None and (best is None or wer < best_wer) else best
+    _write_json(os.path.join(model_dir, INDEX_FILE), index)
+    if previous and previous['name'] != name:
+        stale_path = os.path.join(model_dir, previous['name'])
+        if os.path.exists(stale_path):
+            os.unlink(stale_path)
     return path
 
 
 # What a killed save leaves: ``atomic_write``'s temporary files (``.ckpt-<step>.ckpt.<random>``,
+# ``.ckpt-<step>-avg<n>.ckpt.<random>``,
 # ``.checkpoints.json.<random>``), and the ``tmp<random>`` directories of versions before 2.
-_PARTIAL_FILE = re.compile(r'^\.(ckpt-\d+\.ckpt|%s)\.[A-Za-z0-9_]+$' % re.escape(INDEX_FILE))
+_PARTIAL_FILE = re.compile(r'^\.(ckpt-\d+(-avg\d+)?\.ckpt|%s)\.[A-Za-z0-9_]+$'
+                           % re.escape(INDEX_FILE))
 _PARTIAL_DIR = re.compile(r'^tmp[A-Za-z0-9_]+$')
 
 

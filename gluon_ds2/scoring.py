@@ -22,7 +22,8 @@ from .sampler import sorted_batches
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['evaluate', 'write_results', 'format_report', 'add_arguments', 'run']
+__all__ = ['evaluate', 'score_manifests', 'write_results', 'format_report', 'add_arguments',
+           'run']
 
 
 def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
@@ -74,6 +75,25 @@ def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
     bar.close()
     return accumulator, results, dict(skipped=skipped, audio_seconds=audio_seconds,
                                       decode_seconds=time.time() - start)
+
+
+def score_manifests(net, manifests, vocab, audio_config, contexts, decode, batch_size,
+                    num_workers=0):
+    """:func:`evaluate` on every usable utterance of ``manifests``, shortest first.
+
+    Returns
+    -------
+    (accumulator, results, stats) as :func:`evaluate`; ``stats['dropped']`` counts the rows
+    that could not be scored (:func:`~gluon_ds2.dataset.load_entries`).
+    """
+    entries, dropped = load_entries(manifests, vocab, audio_config)
+    if dropped:
+        logger.warning('not scored: %s', dict(dropped))
+    dataset = SpeechDataset(entries, audio_config, on_error='skip')
+    batches = sorted_batches(dataset.lengths, batch_size)
+    loader = make_dataloader(dataset, batches, num_workers=num_workers)
+    accumulator, results, stats = evaluate(net, loader, batches, entries, contexts, decode)
+    return accumulator, results, dict(stats, dropped=dict(dropped))
 
 
 def add_arguments(parser):
@@ -143,13 +163,8 @@ def run(args):
     logger.info('checkpoint %s (epoch %s, step %s); scoring %s', path, meta.get('epoch'),
                 meta.get('global_step'), manifests)
     decode = make_decoder(vocab, args.decoder, args.beam_width, args.lm, args.alpha, args.beta)
-    entries, dropped = load_entries(manifests, vocab, cfg.audio)
-    if dropped:
-        logger.warning('not scored: %s', dict(dropped))
-    dataset = SpeechDataset(entries, cfg.audio, on_error='skip')
-    batches = sorted_batches(dataset.lengths, args.batch_size)
-    loader = make_dataloader(dataset, batches, num_workers=args.num_workers)
-    accumulator, results, stats = evaluate(net, loader, batches, entries, contexts, decode)
+    accumulator, results, stats = score_manifests(net, manifests, vocab, cfg.audio, contexts,
+                                                  decode, args.batch_size, args.num_workers)
     result = accumulator.result()
     output = args.output or os.path.join(
         os.path.dirname(path), 'eval', '%s-%s.jsonl' % (

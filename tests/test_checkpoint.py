@@ -1,5 +1,6 @@
 """Checkpoints: the index of a model directory, damaged and foreign files,
-exact round trips of parameters and optimizer state, and the config of a resumed run."""
+exact round trips of parameters and optimizer state, the config of a resumed run, and the
+average of a run's last checkpoints."""
 import json
 import logging
 import os
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, load_into, load_latest,
-                                  read_checkpoint, read_index, remove_partial_writes,
-                                  save_checkpoint)
+from gluon_ds2.checkpoint import (FORMAT_VERSION, CheckpointError, average_parameters,
+                                  load_into, load_latest, read_checkpoint, read_index,
+                                  remove_partial_writes, save_averaged, save_checkpoint)
 from gluon_ds2.config import Config
 from gluon_ds2.model import DeepSpeech2, output_length
 
@@ -307,3 +308,60 @@ def test_checkpoint_of_the_first_rnn_layout_loads_converted(tmp_path, caplog):
         np.testing.assert_array_equal(arrays(restored)[name], value)
     assert 'old.ckpt predates the packed RNN layout' in caplog.text
     assert not restored_trainer._updaters[0].states
+
+
+def test_average_is_the_mean_of_every_array_batchnorm_statistics_included(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    snapshots, paths = [], []
+    for step in (10, 20, 30):
+        train_steps(net, trainer, 2, seed=step)
+        snapshots.append(arrays(net))
+        paths.append(save(tmp_path, net, trainer, step))
+    averaged = average_parameters(paths[1:])
+    assert sorted(averaged) == sorted(snapshots[0])
+    assert any('running_mean' in name for name in averaged)
+    for name, value in averaged.items():
+        expected = (snapshots[1][name].astype(np.float64) + snapshots[2][name]) / 2
+        np.testing.assert_allclose(value.asnumpy(), expected, rtol=1e-6, atol=1e-7)
+        assert value.dtype == np.float32
+
+    with pytest.raises(ValueError, match='at least two checkpoints, got 1'):
+        average_parameters(paths[:1])
+    other = save(tmp_path / 'other', *tiny_model(seed=2), 10,
+                 config=Config.from_json(dict(Config().to_json(), model=dict(
+                     Config().to_json()['model'], rnn_hidden_size=9))))
+    with pytest.raises(CheckpointError, match='%s: another model than %s' % (other, paths[0])):
+        average_parameters([paths[0], other])
+
+
+def test_averaged_model_is_best_only_if_better_and_never_resumed_from(tmp_path):
+    net, trainer = tiny_model(seed=1)
+    for step, wer in ((10, 0.5), (20, 0.4)):
+        train_steps(net, trainer, 1, seed=step)
+        save(tmp_path, net, trainer, step, wer=wer)
+    meta, _ = read_checkpoint(str(tmp_path / 'ckpt-00000020.ckpt'))
+    sources = ['ckpt-00000010.ckpt', 'ckpt-00000020.ckpt']
+
+    path = save_averaged(str(tmp_path), net, meta, sources, wer=0.45)  # worse than step 20
+    assert os.path.basename(path) == 'ckpt-00000020-avg2.ckpt'
+    index = read_index(str(tmp_path))
+    assert index['best'] == 'ckpt-00000020.ckpt'
+    assert index['averaged'] == dict(name='ckpt-00000020-avg2.ckpt', global_step=20,
+                                     averaged_from=sources, wer=0.45)
+    averaged_meta, archive = read_checkpoint(path)
+    assert averaged_meta['averaged_from'] == sources and 'optimizer' not in archive.namelist()
+
+    save_averaged(str(tmp_path), net, meta, sources, wer=0.35)  # better: the best now
+    index = read_index(str(tmp_path))
+    assert (index['best'], index['latest']) == ('ckpt-00000020-avg2.ckpt', 'ckpt-00000020.ckpt')
+    assert [e['name'] for e in index['checkpoints']] == sources
+    assert load_latest(str(tmp_path))[0] == str(tmp_path / 'ckpt-00000020.ckpt')  # resume
+
+    # A resumed run's next checkpoint supersedes the average; the best is a trained one again.
+    save(tmp_path, net, trainer, 30, wer=0.6)
+    index = read_index(str(tmp_path))
+    assert 'averaged' not in index and index['best'] == 'ckpt-00000020.ckpt'
+    assert not os.path.exists(path)
+    # What a killed averaging leaves is cleared like any interrupted save.
+    (tmp_path / '.ckpt-00000030-avg2.ckpt.k3x_9').write_bytes(b'partial')
+    assert remove_partial_writes(str(tmp_path)) == ['.ckpt-00000030-avg2.ckpt.k3x_9']

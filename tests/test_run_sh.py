@@ -83,9 +83,23 @@ def test_every_stage_leaves_well_formed_output(demo_run):
 def test_summary_names_the_outputs_and_the_test_error_rates(demo_run):
     tmp_path, result = demo_run
     summary = result.stdout[result.stdout.index('==> summary'):]
-    for stage in ('environment', 'demo corpus', 'prepare manifests', 'train', 'language model',
-                  'evaluate (test splits)', 'transcribe', 'total'):
+    for stage in ('environment', 'demo corpus', 'prepare manifests', 'train',
+                  'average checkpoints', 'language model', 'evaluate (test splits)',
+                  'transcribe', 'total'):
         assert stage in summary
+    # The two epochs' checkpoints were averaged; the best (the average if it scored better on
+    # dev) is the checkpoint every later stage used.
+    index = json.loads((tmp_path / 'model' / 'checkpoints.json').read_text())
+    averaged = index['averaged']
+    assert averaged['averaged_from'] == [e['name'] for e in index['checkpoints']]
+    wers = {e['name']: e['wer'] for e in index['checkpoints']}
+    assert '  averaged       dev WER %.4f for the mean of %s (%s)' % (
+        averaged['wer'], ' and '.join(averaged['averaged_from']),
+        ', '.join('%.4f' % wers[n] for n in averaged['averaged_from'])) in summary
+    assert '  checkpoint     %s' % (tmp_path / 'model' / index['best']) in summary
+    best_trained = min(reversed(list(wers)), key=wers.get)  # the later one on a tie
+    assert index['best'] == (averaged['name'] if averaged['wer'] < wers[best_trained]
+                             else best_trained)
     assert str(tmp_path / 'model' / 'training_curves.png') in summary
     # greedy and beam + LM error rates of both test splits, as the per-utterance files give them
     model_dir = tmp_path / 'model'
