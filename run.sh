@@ -20,7 +20,7 @@ usage: sh run.sh [demo|librispeech] [--fresh|--resume] [--np N] [--model_dir DIR
 
 demo (default)  synthesize the espeak-ng demo corpus (cached in data/demo_mirror), prepare it
                 with data/download.py --mirror, train the demo-size DeepSpeech2, average its
-                last two checkpoints, build a pruned 3-gram LM from the corpus's in-domain
+                last three checkpoints, build a pruned 3-gram LM from the corpus's in-domain
                 text (lm-norm.txt.gz) and tune its weights on dev, evaluate the best
                 checkpoint (the average if it scores better on dev) on both test splits (test:
                 in-domain text, test_ood: a text source held out of train and of the LM; both
@@ -56,8 +56,9 @@ environment (defaults in brackets):
   DEMO_PICO_SHARE share of the train speakers read by SVOX Pico instead of espeak [0.1]
   FLITE           1: also score test and test_ood read by CMU Flite (Debian's flite), an
                   engine training never hears: test_flite, test_ood_flite (about 80 s) [0]
+  CHECKPOINT_EVERY steps between checkpoints inside an epoch [demo: 125, librispeech: 500]
   AVERAGE_LAST    average the weights of the last N checkpoints after training
-                  (scripts/average_checkpoints.py; 0 = off) [demo: 2, librispeech: 0]
+                  (scripts/average_checkpoints.py; 0 = off) [demo: 3, librispeech: 0]
   LM_ORDER, LM_MIN_COUNT n-gram order and pruning (n-grams seen fewer times dropped) [3, 2]
   LM_ALPHAS, LM_BETAS    grid of LM weights and word bonuses tuned on dev
                   [0.35,0.5,0.75 and 0.5,1,2]
@@ -116,9 +117,10 @@ if [ "$TASK" = demo ]; then
     REVERB_PROB=${REVERB_PROB:-0}
     BAND_LIMIT_PROB=${BAND_LIMIT_PROB:-0}
     GAIN_PROB=${GAIN_PROB:-0}
-    # The mean of the last two epochs' weights scored better than either on every split it
-    # was measured on (README, "Checkpoint averaging").
-    AVERAGE_LAST=${AVERAGE_LAST:-2}
+    # A checkpoint every half epoch; the mean of the last three (the last epoch's) scored
+    # better than any one checkpoint on every split (README, "Checkpoint averaging").
+    CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-125}
+    AVERAGE_LAST=${AVERAGE_LAST:-3}
 else
     MODEL_DIR=${MODEL_DIR:-/tmp/deep_speech_model}
     DATA_DIR=${DATA_DIR:-/tmp/librispeech_data}
@@ -139,6 +141,7 @@ else
     REVERB_PROB=${REVERB_PROB:-0}
     BAND_LIMIT_PROB=${BAND_LIMIT_PROB:-0}
     GAIN_PROB=${GAIN_PROB:-0}
+    CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-500}
     AVERAGE_LAST=${AVERAGE_LAST:-0}
 fi
 TRANSCRIBE_FILES=${TRANSCRIBE_FILES:-3}
@@ -253,7 +256,8 @@ set -- --train_data_dir="$TRAIN_CSV" --eval_data_dir="$EVAL_CSV" --model_dir="$M
     --learning_rate="$LEARNING_RATE" --lr_decay="$LR_DECAY" --num_workers="$NUM_WORKERS" \
     --batch_norm_decay="$BATCH_NORM_DECAY" --freq_masks="$FREQ_MASKS" --time_masks="$TIME_MASKS" \
     --noise_prob="$NOISE_PROB" --reverb_prob="$REVERB_PROB" --band_limit_prob="$BAND_LIMIT_PROB" \
-    --gain_prob="$GAIN_PROB"
+    --gain_prob="$GAIN_PROB" --checkpoint_every="$CHECKPOINT_EVERY" \
+    --keep_checkpoints=$(( AVERAGE_LAST > 3 ? AVERAGE_LAST : 3 ))
 if [ "$SPEED_PERTURB" = 1 ]; then set -- "$@" --speed_perturb; fi
 if [ -n "$MAX_FREQ" ]; then set -- "$@" --max_freq="$MAX_FREQ"; fi
 if [ -n "$EXTRA_EVAL" ]; then set -- "$@" --extra_eval_data_dirs="$EXTRA_EVAL"; fi
@@ -268,10 +272,13 @@ else
 fi
 stage_end
 
-# One checkpoint per epoch: averaging needs AVERAGE_LAST epochs.
-if [ "$AVERAGE_LAST" -ge 2 ] && [ "$EPOCHS" -ge "$AVERAGE_LAST" ]; then
+# The last AVERAGE_LAST checkpoints, or all of them if a short run kept fewer (at least 2).
+KEPT=$("$PY" -c "import sys; from gluon_ds2.checkpoint import read_index
+print(len(read_index(sys.argv[1])['checkpoints']))" "$MODEL_DIR")
+LAST=$(( KEPT < AVERAGE_LAST ? KEPT : AVERAGE_LAST ))
+if [ "$LAST" -ge 2 ]; then
     stage_start "average checkpoints"
-    "$PY" scripts/average_checkpoints.py "$MODEL_DIR" --last "$AVERAGE_LAST"
+    "$PY" scripts/average_checkpoints.py "$MODEL_DIR" --last "$LAST"
     stage_end
 fi
 
@@ -355,8 +362,8 @@ index = read_index(model_dir)
 print('  %-14s %s' % ('checkpoint', os.path.join(model_dir, index['best'] or index['latest'])))
 if index.get('averaged'):
     averaged, trained_wer = index['averaged'], {e['name']: e['wer'] for e in index['checkpoints']}
-    print('  %-14s dev WER %.4f for the mean of %s (%s)' % (
-        'averaged', averaged['wer'], ' and '.join(averaged['averaged_from']), ', '.join(
+    print('  %-14s %s: dev WER %.4f (theirs: %s)' % (
+        'averaged', ' + '.join(averaged['averaged_from']), averaged['wer'], ', '.join(
             '%.4f' % trained_wer[name] for name in averaged['averaged_from']
             if trained_wer.get(name) is not None)))
 for label, name in (('metrics log', 'metrics.jsonl'), ('curve plot', 'training_curves.png'),
