@@ -361,11 +361,12 @@ for name, path in manifests:
 index = read_index(model_dir)
 print('  %-14s %s' % ('checkpoint', os.path.join(model_dir, index['best'] or index['latest'])))
 if index.get('averaged'):
-    averaged, trained_wer = index['averaged'], {e['name']: e['wer'] for e in index['checkpoints']}
-    print('  %-14s %s: dev WER %.4f (theirs: %s)' % (
-        'averaged', ' + '.join(averaged['averaged_from']), averaged['wer'], ', '.join(
-            '%.4f' % trained_wer[name] for name in averaged['averaged_from']
-            if trained_wer.get(name) is not None)))
+    # Mid-epoch checkpoints were not scored: '-'.
+    averaged, trained = index['averaged'], {e['name']: e for e in index['checkpoints']}
+    sources = [trained[name] for name in averaged['averaged_from']]
+    print('  %-14s steps %s: dev WER %.4f (theirs: %s)' % (
+        'averaged', ', '.join(str(e['global_step']) for e in sources), averaged['wer'],
+        ', '.join('-' if e['wer'] is None else '%.4f' % e['wer'] for e in sources)))
 for label, name in (('metrics log', 'metrics.jsonl'), ('curve plot', 'training_curves.png'),
                     ('LM weights', 'tune_lm.json'), ('test report', 'test_report.txt')):
     if os.path.exists(os.path.join(model_dir, name)):

@@ -93,8 +93,9 @@ def test_summary_names_the_outputs_and_the_test_error_rates(demo_run):
     averaged = index['averaged']
     assert averaged['averaged_from'] == [e['name'] for e in index['checkpoints']]
     wers = {e['name']: e['wer'] for e in index['checkpoints']}
-    assert '  averaged       %s: dev WER %.4f (theirs: %s)' % (
-        ' + '.join(averaged['averaged_from']), averaged['wer'],
+    steps = [int(n[len('ckpt-'):-len('.ckpt')]) for n in averaged['averaged_from']]
+    assert '  averaged       steps %s: dev WER %.4f (theirs: %s)' % (
+        ', '.join(map(str, steps)), averaged['wer'],
         ', '.join('%.4f' % wers[n] for n in averaged['averaged_from'])) in summary
     assert '  checkpoint     %s' % (tmp_path / 'model' / index['best']) in summary
     best_trained = min(reversed(list(wers)), key=wers.get)  # the later one on a tie
