@@ -204,6 +204,7 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
                        initial=state['batch_in_epoch'], desc='epoch %d' % (state['epoch'] + 1),
                        unit='batch', disable=not dist.is_root, dynamic_ncols=True)
     window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=time.time())
+    epoch_batches = len(loader) + state['batch_in_epoch']
     for batch in loader:
         if batch[0] is None and dist.size == 1:  # every file of the batch was unreadable
             state['batch_in_epoch'] += 1
@@ -254,7 +255,9 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
                     utterances_per_s=utterances / (now - window['start']),
                     audio_s_per_s=audio / (now - window['start']), time=now)
                 window = dict(loss=0.0, steps=0, utterances=0, audio=0.0, start=now)
-        if t.checkpoint_every and finite and state['global_step'] % t.checkpoint_every == 0:
+        # The epoch's last step is saved once, by run(), with the epoch's eval WER.
+        if t.checkpoint_every and finite and state['global_step'] % t.checkpoint_every == 0 \
+                and state['batch_in_epoch'] < epoch_batches:
             save()
         # Ranks must stop on the same step, or the others would wait in allreduce.
         if dist.any(interrupt.signal is not None) or \

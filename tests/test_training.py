@@ -345,6 +345,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(demo_manifests, tmp_path):
                      if r['kind'] == 'train']
     assert resumed_steps == list(range(step + 1, 25))
     assert [(r['epoch'], r['step']) for r in records(str(model_dir), 'eval')] == [(1, 24)]
+    # Every third step saved once; step 24 ends the epoch and is saved once, with its WER.
+    saved = [int(n) for n in re.findall(r'saved \S*ckpt-(\d+)\.ckpt', result.stderr)]
+    assert saved == [s for s in range(step + 1, 25) if s % 3 == 0]
     index = read_index(str(model_dir))
     assert index['latest'] == 'ckpt-00000024.ckpt'
     for entry in index['checkpoints']:
