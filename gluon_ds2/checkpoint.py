@@ -145,13 +145,17 @@ def save_checkpoint(model_dir, net, trainer, meta, keep=3, wer=None):
              'best': best}
     _write_json(os.path.join(model_dir, INDEX_FILE), index)
     # An averaged model is of checkpoints older than this one: superseded.
-    stale = [e['name'] for e in entries if e['name'] not in kept] + \
-        ([previous_average['name']] if previous_average else [])
-    for stale_name in stale:
-        stale_path = os.path.join(model_dir, stale_name)
-        if os.path.exists(stale_path):
-            os.unlink(stale_path)
+    _remove(model_dir, [e['name'] for e in entries if e['name'] not in kept] +
+            ([previous_average['name']] if previous_average else []))
     return path
+
+
+def _remove(model_dir, names):
+    """Delete the files ``names`` of ``model_dir`` that exist."""
+    for name in names:
+        path = os.path.join(model_dir, name)
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 def average_parameters(paths):
@@ -227,9 +231,7 @@ def save_averaged(model_dir, net, meta, sources, wer=None):
     index['best'] = name if wer is not None and (best is None or wer < best_wer) else best
     _write_json(os.path.join(model_dir, INDEX_FILE), index)
     if previous and previous['name'] != name:
-        stale_path = os.path.join(model_dir, previous['name'])
-        if os.path.exists(stale_path):
-            os.unlink(stale_path)
+        _remove(model_dir, [previous['name']])
     return path
 
 
