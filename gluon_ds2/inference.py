@@ -13,6 +13,7 @@ from mxnet import gluon
 from .checkpoint import CheckpointError, load_into, read_checkpoint, read_index, resolve_checkpoint
 from .config import Config
 from .decoder import BeamSearchDecoder, greedy_decode_batch
+from .export import hybridize_for_inference
 from .model import DeepSpeech2, output_length
 from .vocab import Vocabulary
 
@@ -46,7 +47,7 @@ def load_model(checkpoint_path, contexts, which='best'):
                               'version (%s)' % (path, err)) from None
     net = DeepSpeech2.from_config(cfg.model, vocab.num_classes, cfg.audio.num_bins)
     load_into(path, archive, net, ctx=contexts)
-    net.hybridize(static_alloc=True, static_shape=False)
+    hybridize_for_inference(net)
     return net, cfg, vocab, meta, path
 
 

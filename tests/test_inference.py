@@ -41,3 +41,37 @@ def test_checkpoint_keeps_the_vocabulary_order_it_was_trained_with(tmp_path):
     logits = np.full((1, 3, 29), -10.0, dtype=np.float32)
     logits[0, [0, 1, 2], [1, 0, 2]] = 0.0
     assert greedy_decode_batch(logits, np.array([3]), vocab) == ['a b']
+
+
+def test_loaded_model_is_exact_across_shapes_and_devices_and_follows_new_weights(tmp_path):
+    """load_model's graph is static (hybridize_for_inference): each new batch shape, on each
+    of two CPU contexts, gives the imperative model's outputs, and weights loaded after the
+    first calls are the ones used (the oneDNN RNN keeps its own copy of them)."""
+    cfg = Config()
+    cfg.audio.max_freq = 1000  # 21 bins
+    cfg.model.rnn_hidden_size, cfg.model.rnn_hidden_layers, cfg.model.conv_filters = 8, 2, 2
+    nets = []
+    for seed in (0, 1):
+        mx.random.seed(seed)
+        net = DeepSpeech2.from_config(cfg.model, 29, cfg.audio.num_bins)
+        net.initialize(mx.init.Xavier())
+        net(mx.nd.zeros((1, 1, 40, cfg.audio.num_bins)), mx.nd.array([40]))
+        nets.append(net)
+    meta = dict(global_step=1, epoch=0, batch_in_epoch=1, config=cfg.to_json(),
+                vocabulary=EARLIER_TOKENS)
+    save_checkpoint(str(tmp_path), nets[0], None, meta)
+    contexts = [mx.cpu(0), mx.cpu(1)]
+    loaded = load_model(str(tmp_path), contexts)[0]
+    assert dict(loaded._flags)['static_shape'] is True
+    rng = np.random.RandomState(0)
+    batches = [(1, [60]), (3, [41, 60, 33]), (1, [75]), (2, [60, 60]), (3, [41, 60, 33])]
+    for model in nets:
+        if model is nets[1]:
+            nets[1].save_parameters(str(tmp_path / 'other.params'))
+            loaded.load_parameters(str(tmp_path / 'other.params'), ctx=contexts)
+        for size, lengths in batches:
+            features = mx.nd.array(rng.randn(size, 1, max(lengths), cfg.audio.num_bins))
+            lengths = mx.nd.array(lengths)
+            logits, _ = predict(loaded, features, lengths, contexts)
+            np.testing.assert_allclose(logits, model(features, lengths).asnumpy(),
+                                       rtol=0, atol=1e-5)
