@@ -7,7 +7,9 @@ For the demo size (3 x 256 LSTM, 16 conv filters, 81 bins) and the reference siz
 (5 x 800 LSTM, 32 filters, 161 bins) it times, alternating the models round by round:
 
 * ``ours``: :class:`gluon_ds2.model.DeepSpeech2`, exact on padded batches,
-  hybridized as ``train.py`` hybridizes it;
+  hybridized as ``train.py`` hybridizes it for the training step, and as
+  ``evaluate.py``, ``transcribe.py`` and exports do for inference
+  (:func:`gluon_ds2.export.hybridize_for_inference`);
 * ``plain``: the plain Gluon model written below as the baseline: the same convs
   and BatchNorms, one fused ``rnn.LSTM(bidirectional=True)`` per layer, no
   masking (padding leaks into every utterance), ``static_shape=True``;
@@ -23,10 +25,13 @@ a training step counts 3 x forward). ``ours / plain`` is the time ratio, and
 ``of sgemm`` is model FLOPs / time / sgemm rate: how much of the machine a step uses.
 
 Writes ``<out>.json``, ``<out>.md`` (the table), ``<out>.png`` (bar chart) and
-``<out>_profile.txt``: MXNet's profiler per-operator table of ``ours`` reference-size
-training steps. OMP_NUM_THREADS defaults to the host's cores (``--threads``).
+``<out>_profile.txt``: for each size, the share of operator time of each operator
+(forward and backward together) and MXNet's profiler per-operator table, over
+``--profile_steps`` training steps of ``ours``. OMP_NUM_THREADS defaults to the host's
+cores (``--threads``).
 """
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -81,9 +86,13 @@ def ours_model(model_cfg, num_bins):
     return DeepSpeech2.from_config(model_cfg, NUM_CLASSES, num_bins)
 
 
-def hybridize_as_training(net):
-    """``ours`` hybridized exactly as training hybridizes it."""
-    net.hybridize(static_alloc=True, static_shape=False)
+def hybridize_as(mode, net):
+    """``ours`` hybridized exactly as the ``mode`` ('train' or 'infer') hybridizes it."""
+    from gluon_ds2.export import hybridize_for_inference
+    if mode == 'train':
+        net.hybridize(static_alloc=True, static_shape=False)  # training.build_model
+    else:
+        hybridize_for_inference(net)
 
 
 def ctc_targets(rng, batch_size, frames, seconds, num_classes):
@@ -148,7 +157,7 @@ def make_runner(model_name, size_name, mode, batch_size, seconds):
     if model_name == 'ours':
         net = ours_model(model_cfg, audio.num_bins)
         net.initialize(mx.init.Xavier())
-        hybridize_as_training(net)
+        hybridize_as(mode, net)
         inputs = (x, x_lengths)
     else:
         net = plain_model(model_cfg, audio.num_bins)
@@ -183,21 +192,41 @@ def sgemm_rate(n=1024, repeats=10):
     return repeats * 2 * n ** 3 / (time.perf_counter() - start) / 1e9
 
 
-def profile(run_once, path, steps):
-    """MXNet's aggregate per-operator table of ``steps`` calls, written to ``path``."""
+def operator_shares(stats_json):
+    """Each operator's share of all operator time, forward and backward together.
+
+    ``stats_json`` is ``mx.profiler.dumps(format='json')``; returns ``[(name, ms, share)]``,
+    largest first, where ``name`` is the forward operator's (``_backward_RNN`` counts
+    under ``RNN``).
+    """
+    ops = json.loads(stats_json)['Time'].get('operator', {})
+    grouped = {}
+    for name, stats in ops.items():
+        key = name[len('_backward_'):] if name.startswith('_backward_') else name
+        grouped[key] = grouped.get(key, 0.0) + stats['Total']
+    total = sum(grouped.values())
+    return sorted(((name, ms, ms / total) for name, ms in grouped.items()),
+                  key=lambda row: -row[1])
+
+
+def profile(run_once, steps, size_name):
+    """One size's section of the profile: shares, then MXNet's aggregate table."""
     import mxnet as mx
 
-    from gluon_ds2.atomic import atomic_write_text
-    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
-                           filename=path + '.trace.json')
+    # Free the earlier rows' models first, or their deletion is profiled with the step.
+    gc.collect()
+    mx.nd.waitall()
     mx.profiler.set_state('run')
     for _ in range(steps):
         run_once()
     mx.profiler.set_state('stop')
+    shares = operator_shares(mx.profiler.dumps(format='json'))
     table = mx.profiler.dumps(reset=True, format='table', sort_by='total', ascending=False)
-    atomic_write_text(path, '%d training steps of ours, reference size\n\n%s' % (steps, table))
-    if os.path.exists(path + '.trace.json'):
-        os.remove(path + '.trace.json')
+    lines = ['%d training steps of ours, %s size' % (steps, size_name), '',
+             'share of operator time, forward + backward:']
+    lines += ['  %-24s %10.1f ms %6.1f %%' % (name, ms, 100 * share)
+              for name, ms, share in shares if share >= 0.001]
+    return '\n'.join(lines) + '\n\n' + table
 
 
 def markdown(rows, sgemm, args):
@@ -287,10 +316,18 @@ def main(argv=None):
                   % (size_name, mode, batch_size, row['ours_s'], row['plain_s'],
                      row['ours_over_plain']), flush=True)
             del runners
-    if 'reference' in args.sizes.split(',') and args.profile_steps:
+    if args.profile_steps:
         # Last: the profiler slows every operator while it records.
-        run_once = make_runner('ours', 'reference', 'train', 8, args.seconds)[0]
-        profile(run_once, args.out + '_profile.txt', args.profile_steps)
+        trace = args.out + '_profile.trace.json'
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=trace)
+        sections = [profile(make_runner('ours', size_name, 'train', 8, args.seconds)[0],
+                            args.profile_steps, size_name)
+                    for size_name in args.sizes.split(',')]
+        # MXNet writes its trace at exit unless it was dumped and finished; only the
+        # aggregate tables are kept.
+        mx.profiler.dump(finished=True)
+        os.remove(trace)
+        atomic_write_text(args.out + '_profile.txt', '\n\n'.join(sections))
     sgemm = statistics.median(sgemm_rates)
     for row in rows:
         for name in ('ours', 'plain'):

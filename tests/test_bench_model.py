@@ -79,5 +79,43 @@ def test_outputs_agree_with_the_raw_timings(tmp_path):
         assert '| demo | %s | %d | %.3f | %.3f | **%.2f** |' % (
             r['mode'], r['batch'], r['ours_s'], r['plain_s'], r['ours_over_plain']) in table
     assert out.with_suffix('.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    # The profile is of the reference size only, which this run left out.
-    assert not os.path.exists(str(out) + '_profile.txt')
+    profile = open(str(out) + '_profile.txt').read()
+    assert profile.startswith('2 training steps of ours, demo size\n')
+    assert 'reference size' not in profile
+    assert not os.path.exists(str(out) + '_profile.trace.json')
+    # The share lines against the same run's MXNet table, read from the text.
+    shares = shares_from_table(profile)
+    listed = {}
+    for line in profile.split('forward + backward:\n')[1].split('\n\n')[0].splitlines():
+        name, ms, _, share, _ = line.split()
+        listed[name] = (float(ms), float(share))
+    assert 'RNN' in listed and 'Convolution' in listed
+    assert set(listed) <= set(shares)
+    for name, (ms, share) in shares.items():  # listed down to 0.1 %
+        if share >= 0.15:
+            # MXNet's JSON totals keep 4 significant digits, its table more; shown to 0.1.
+            assert listed[name] == pytest.approx((ms, share), rel=2e-3, abs=0.06), name
+        elif share < 0.05:
+            assert name not in listed
+
+
+def shares_from_table(profile):
+    """{operator: (ms, % of operator time)} from the 'operator' table MXNet printed,
+    with each _backward_X added to X."""
+    section = profile.split('\noperator\n')[1].split('\n\n')[0]
+    totals = {}
+    for line in section.splitlines()[3:]:
+        fields = line.split()
+        name = fields[0][len('_backward_'):] if fields[0].startswith('_backward_') else fields[0]
+        totals[name] = totals.get(name, 0.0) + float(fields[2])
+    grand = sum(totals.values())
+    return {name: (ms, 100 * ms / grand) for name, ms in totals.items()}
+
+
+def test_operator_shares_group_backward_under_forward():
+    bench = load_script('scripts/bench_model.py')
+    stats = {'Time': {'MXNET_C_API': {'MXNDArrayWaitAll': {'Total': 500.0}},
+                      'operator': {'RNN': {'Total': 30.0}, '_backward_RNN': {'Total': 50.0},
+                                   'Convolution': {'Total': 15.0}, 'clip': {'Total': 5.0}}}}
+    assert bench.operator_shares(json.dumps(stats)) == [
+        ('RNN', 80.0, 0.8), ('Convolution', 15.0, 0.15), ('clip', 5.0, 0.05)]
