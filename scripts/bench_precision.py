@@ -32,10 +32,10 @@ def main(argv=None):
     print('command: python scripts/bench_precision.py --dtype %s --sizes %s --rounds %d '
           '--seconds %s --out %s' % (args.dtype, args.sizes, args.rounds, args.seconds,
                                      args.out), flush=True)
-    import mxnet as mx
-
-    from gluon_ds2.atomic import atomic_write_text
+    from gluon_ds2.atomic import atomic_write_text  # gluon_ds2 first: it sets the threads
     from gluon_ds2.precision import setup_precision
+
+    import mxnet as mx
 
     configurations = [(size, mode, batch) for size in args.sizes.split(',')
                       for mode, batch in (('train', 8), ('infer', 8))]
