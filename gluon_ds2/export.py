@@ -62,10 +62,11 @@ def hybridize_for_inference(net):
     again only when the weights change; ``static_shape=False`` makes new operators on every
     call, which reorder every RNN weight each time. On 2 CPU cores a forward pass of one
     5 s utterance at the reference size took 0.31 s instead of 0.99 s, and 0.51 s instead
-    of 1.12 s when the length changed on every call (``scripts/bench_model.py`` measures
-    it). Training keeps ``static_shape=False``: its weights change every step, and a static
-    graph measured no faster there. The outputs are the same either way, and follow the
-    parameters when they are loaded or set after the first call.
+    of 1.12 s when the length changed on every call (medians of alternated calls; the
+    README's model-speed section has the benchmark). Training keeps ``static_shape=False``:
+    its weights change every step, and a static graph measured no faster there. The
+    outputs are the same either way, and follow the parameters when they are loaded or set
+    after the first call.
     """
     net.hybridize(static_alloc=True, static_shape=True)
 

@@ -326,7 +326,8 @@ def main(argv=None):
         # MXNet writes its trace at exit unless it was dumped and finished; only the
         # aggregate tables are kept.
         mx.profiler.dump(finished=True)
-        os.remove(trace)
+        if os.path.exists(trace):
+            os.remove(trace)
         atomic_write_text(args.out + '_profile.txt', '\n\n'.join(sections))
     sgemm = statistics.median(sgemm_rates)
     for row in rows:
