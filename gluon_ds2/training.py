@@ -426,7 +426,15 @@ def run(cfg):
         if dist.is_root:
             metrics.write(**record)
 
+    saved_position = [None]  # (epoch, batch_in_epoch, global_step) of the last save
+
     def save(wer=None):
+        # A stop (signal or --max_steps) on a --checkpoint_every step would save the same
+        # position twice; the same on every rank, so every rank skips it alike.
+        position = (state['epoch'], state['batch_in_epoch'], state['global_step'])
+        if wer is None and position == saved_position[0]:
+            return
+        saved_position[0] = position
         dist.average_running_statistics(net.collect_params())  # every rank calls save()
         if not dist.is_root:
             return

@@ -159,8 +159,10 @@ def test_resumed_run_ends_with_the_same_weights(reference_run, demo_manifests, t
     model_dir = tmp_path / 'model'
     command = train_command(model_dir, demo_manifests['train'], demo_manifests['dev'],
                             *reference_run.flags)
-    first = run(command + ['--max_steps=4'])
+    first = run(command + ['--max_steps=4', '--checkpoint_every=2'])
     assert first.returncode == 0, first.stderr
+    # Step 4 is both a --checkpoint_every step and the stop: saved once.
+    assert re.findall(r'saved \S*ckpt-(\d+)\.ckpt', first.stderr) == ['00000002', '00000004']
     assert read_index(str(model_dir))['latest'] == 'ckpt-00000004.ckpt'
     second = run(command + ['--max_steps=9'])
     assert second.returncode == 0, second.stderr
