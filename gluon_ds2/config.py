@@ -180,6 +180,10 @@ class TrainConfig:
                                         '[gluon-ds2]')
     lr_decay: float = _flag(1.0, 'Multiply the learning rate by this after every epoch '
                                  '(1.0 = off, the reference). [gluon-ds2]')
+    lr_final: typing.Optional[float] = _flag(
+        None, 'If passed, the learning rate falls linearly, step by step, from --learning_rate '
+              'to this at the last step of --train_epochs (e.g. 0), instead of --lr_decay per '
+              'epoch. [gluon-ds2]')
     log_every: int = _flag(10, 'Steps between metrics-log lines. [gluon-ds2]')
     checkpoint_every: int = _flag(500, 'Steps between checkpoints inside an epoch (0 = only at '
                                        'epoch ends). [gluon-ds2]')

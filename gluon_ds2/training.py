@@ -191,13 +191,38 @@ def _audio_seconds(feature_lengths, cfg):
     return float(feature_lengths.asnumpy().sum()) * cfg.audio.stride_ms / 1000.0
 
 
+def learning_rate_schedule(base_rate, train, batches_per_epoch):
+    """The learning rate by state: ``rate(epoch, global_step)``.
+
+    ``--lr_decay`` multiplies ``base_rate`` once per finished epoch; ``--lr_final`` instead
+    moves it in a straight line from ``base_rate`` at step 0 to ``lr_final`` at step
+    ``train_epochs * batches_per_epoch`` (and holds it after). Both are functions of the
+    saved state, so a resumed run continues the schedule exactly.
+    """
+    if train.lr_final is None:
+        return lambda epoch, step: base_rate * train.lr_decay ** epoch
+    if train.lr_decay != 1.0:
+        raise ValueError('--lr_final and --lr_decay=%s are two schedules; pass one of them'
+                         % train.lr_decay)
+    if train.lr_final < 0:
+        raise ValueError('--lr_final must be >= 0, got %s' % train.lr_final)
+    total = max(train.train_epochs * batches_per_epoch, 1)
+    final = train.lr_final * base_rate / train.learning_rate if train.learning_rate else 0.0
+
+    def rate(epoch, step):
+        done = min(step / total, 1.0)
+        return base_rate + (final - base_rate) * done
+    return rate
+
+
 def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, log, save,
-                    interrupt, loss_scaler=None):
+                    interrupt, loss_scaler=None, lr_at=None):
     """Train until the loader is exhausted, max_steps is reached, or a signal arrives.
 
     ``state`` (epoch, batch_in_epoch, global_step, ...) is updated in place;
     ``save()`` writes a checkpoint of the current state. ``loss_scaler``
     (:class:`~gluon_ds2.precision.LossScaler`, float16) scales each step's loss.
+    ``lr_at(epoch, global_step)``, if given, sets the learning rate before each step.
     """
     t = cfg.train
     bar = progress_bar(total=len(loader) + state['batch_in_epoch'],
@@ -210,6 +235,8 @@ def train_one_epoch(net, trainer, loss_fn, loader, contexts, dist, cfg, state, l
             state['batch_in_epoch'] += 1
             continue
         state['skipped_files'] += len(batch[4])
+        if lr_at is not None:
+            trainer.set_learning_rate(lr_at(state['epoch'], state['global_step']))
         loss, norm, finite = train_step(net, trainer, loss_fn, batch, contexts, dist,
                                         t.clip_gradient,
                                         loss_scaler.scale if loss_scaler else 1.0)
@@ -385,6 +412,7 @@ def run(cfg):
         logging.getLogger(__package__).setLevel(logging.WARNING)
     learning_rate = t.learning_rate * (dist.size if t.scale_lr_by_workers else 1)
     waveform_augment = WaveformAugment.from_config(cfg.data)  # bad flags fail here, at once
+    learning_rate_schedule(learning_rate, t, 1)  # so do bad learning-rate flags
     named_eval_sets = [(PRIMARY_EVAL_SPLIT, cfg.data.eval_data_dir)] + \
         parse_extra_eval_sets(cfg.data.extra_eval_data_dirs)
     mx.random.seed(t.seed + dist.rank)
@@ -414,7 +442,8 @@ def run(cfg):
     meta = restore_checkpoint(t.model_dir, dist, net, trainer, loss_scaler)
     dist.broadcast_parameters(net.collect_params())
     state = initial_state(meta, sampler.num_batches())
-    trainer.set_learning_rate(learning_rate * t.lr_decay ** state['epoch'])
+    lr_at = learning_rate_schedule(learning_rate, t, sampler.num_batches())
+    trainer.set_learning_rate(lr_at(state['epoch'], state['global_step']))
 
     metrics_path = os.path.join(t.model_dir, 'metrics.jsonl')
     metrics = MetricsLog(metrics_path)
@@ -444,11 +473,16 @@ def run(cfg):
         logger.info('saved %s', path)
 
     loss_fn = CTCLoss()
+    if t.max_steps and state['global_step'] >= t.max_steps and dist.is_root:
+        logger.info('step %d: --max_steps=%d reached already; nothing to train (pass a larger '
+                    '--max_steps to go on)', state['global_step'], t.max_steps)
     with _Interrupt() as interrupt:
-        while state['epoch'] < t.train_epochs:
+        while state['epoch'] < t.train_epochs and not (
+                t.max_steps and state['global_step'] >= t.max_steps):
             sampler.set_epoch(state['epoch'], start_batch=state['batch_in_epoch'])
             train_one_epoch(net, trainer, loss_fn, train_loader, contexts, dist, cfg, state, log,
-                            save, interrupt, loss_scaler)
+                            save, interrupt, loss_scaler,
+                            lr_at if t.lr_final is not None else None)
             if state['batch_in_epoch'] < sampler.num_batches():  # signal or max_steps
                 save()
                 break
@@ -470,7 +504,8 @@ def run(cfg):
             if t.wer_threshold is not None and wer is not None and wer <= t.wer_threshold:
                 state['stopped_early'] = True
             save(wer=wer)
-            trainer.set_learning_rate(trainer.learning_rate * t.lr_decay)
+            if t.lr_final is None:  # --lr_final sets the rate before every step
+                trainer.set_learning_rate(trainer.learning_rate * t.lr_decay)
             if state['stopped_early']:
                 if dist.is_root:
                     logger.info('WER %.4f <= --wer_threshold=%s: stopping early', wer,

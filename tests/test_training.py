@@ -18,6 +18,7 @@ import time
 import types
 import zipfile
 import zlib
+from unittest import mock
 
 import mxnet as mx
 import numpy as np
@@ -180,6 +181,55 @@ def test_resumed_run_ends_with_the_same_weights(reference_run, demo_manifests, t
         [(r['step'], r['loss']) for r in records(reference_run.model_dir, 'train')]
     assert [r['wer'] for r in records(str(model_dir), 'eval')] == \
         [r['wer'] for r in records(reference_run.model_dir, 'eval')]
+
+    # The same command again: step 9 is --max_steps, so nothing is trained or saved.
+    logged = records(str(model_dir))
+    third = run(command + ['--max_steps=9'])
+    assert third.returncode == 0, third.stderr
+    assert 'step 9: --max_steps=9 reached already; nothing to train' in third.stderr
+    assert records(str(model_dir)) == logged
+    assert 'saved' not in third.stderr
+
+
+@pytest.mark.slow
+def test_linear_learning_rate_is_logged_and_resumes_exactly(demo_manifests, tmp_path):
+    """--lr_final: the logged rate falls in a line over all epochs' steps; stopped at step 5
+    and resumed, the run ends with the weights of a run never stopped."""
+    flags = TINY_MODEL + ('--batch_size=4', '--num_workers=0', '--learning_rate=1e-3',
+                          '--log_every=1', '--train_epochs=2', '--lr_final=1e-4',
+                          '--checkpoint_every=0')
+    whole, parts = tmp_path / 'whole', tmp_path / 'parts'
+    result = run(train_command(whole, demo_manifests['train'], demo_manifests['dev'], *flags))
+    assert result.returncode == 0, result.stderr
+    steps = [(r['step'], r['lr']) for r in records(str(whole), 'train')]
+    assert [s for s, _ in steps] == list(range(1, 13))  # 24 utterances, batches of 4, 2 epochs
+    for step, lr in steps:  # the rate set before the step that made it
+        assert lr == pytest.approx(1e-3 - 9e-4 * (step - 1) / 12, rel=1e-12), step
+
+    command = train_command(parts, demo_manifests['train'], demo_manifests['dev'], *flags)
+    assert run(command + ['--max_steps=5']).returncode == 0
+    result = run(command + ['--max_steps=12'])  # the checkpoint's config keeps max_steps=5
+    assert result.returncode == 0, result.stderr
+    assert records(str(parts), 'train') == [dict(r, time=mock.ANY, utterances_per_s=mock.ANY,
+                                                 audio_s_per_s=mock.ANY)
+                                            for r in records(str(whole), 'train')]
+    expected = checkpoint_params(latest_checkpoint(str(whole)))
+    resumed = checkpoint_params(latest_checkpoint(str(parts)))
+    for name in expected:
+        np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+
+
+@pytest.mark.parametrize('flags, message', [
+    (('--lr_final=0', '--lr_decay=0.9'),
+     '--lr_final and --lr_decay=0.9 are two schedules; pass one of them'),
+    (('--lr_final=-1e-4',), '--lr_final must be >= 0, got -0.0001'),
+])
+def test_bad_learning_rate_schedule_is_refused_before_training(demo_manifests, tmp_path, flags,
+                                                              message):
+    result = run(train_command(tmp_path / 'model', demo_manifests['train'],
+                               demo_manifests['dev'], *TINY_MODEL, *flags))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == 'train.py: error: ' + message
 
 
 @pytest.mark.slow
