@@ -45,8 +45,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_model  # noqa: E402  (its fixed-shape training step is the baseline)
 
 # run.sh's demo training flags (data, model and augmentation; not the paths or epochs).
-DEMO_FLAGS = ('--batch_size=16', '--rnn_hidden_size=256', '--rnn_hidden_layers=3',
-              '--conv_filters=16', '--max_freq=4000', '--learning_rate=1.5e-3',
+DEMO_FLAGS = ('--batch_size=8', '--rnn_hidden_size=192', '--rnn_hidden_layers=3',
+              '--conv_filters=16', '--max_freq=4000', '--learning_rate=1e-3',
               '--batch_norm_decay=0.99', '--speed_perturb')
 NO_AUGMENTATION = ('--freq_masks=0', '--time_masks=0', '--nospeed_perturb', '--noise_prob=0',
                    '--reverb_prob=0', '--band_limit_prob=0', '--gain_prob=0')
