@@ -8,14 +8,14 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 
 SCRIPT = REPO_ROOT / 'scripts' / 'bench_train_step.py'
 
 
 @pytest.mark.slow
 def test_loops_fixed_step_and_baseline_report_what_they_trained(demo_manifests, tmp_path):
-    manifest = tmp_path / 'train.csv'  # enough batches of 16 for the warm-up and two rounds
+    manifest = tmp_path / 'train.csv'  # enough batches for the warm-up and two rounds
     train = pd.read_csv(demo_manifests['train'], sep='\t')
     pd.concat([train] * 5, ignore_index=True).to_csv(manifest, sep='\t', index=False)
     out = tmp_path / 'results' / 'train_step'
@@ -29,17 +29,19 @@ def test_loops_fixed_step_and_baseline_report_what_they_trained(demo_manifests, 
     rows = {r['name']: r for r in report['rows']}
     assert list(rows) == ['train.py', 'train.py, pad 8', 'fixed', 'baseline', 'ours']
     info = report['info']
+    batch = info['batch_size']
+    assert '--batch_size=%d' % batch in load_script('scripts/bench_train_step.py').DEMO_FLAGS
     for name, multiple in (('train.py', 32), ('train.py, pad 8', 8)):
         for r in rows[name]['rounds']:
-            # 16 utterances a step, each padded to the batch's length, a multiple of the
+            # `batch` utterances a step, each padded to the batch's length, a multiple of the
             # padding multiple (10 ms frames): padded seconds come in whole multiples.
-            assert round(r['padded_s'] * 100) % (16 * multiple) == 0
+            assert round(r['padded_s'] * 100) % (batch * multiple) == 0
             assert 0 < r['audio_s'] <= r['padded_s']
     # The two loops draw the same utterances, so they train on the same audio.
     assert [r['audio_s'] for r in rows['train.py']['rounds']] == pytest.approx(
         [r['audio_s'] for r in rows['train.py, pad 8']['rounds']])
     for r in rows['fixed']['rounds']:
-        assert r['audio_s'] == r['padded_s'] == pytest.approx(16 * info['fixed_frames'] / 100)
+        assert r['audio_s'] == r['padded_s'] == pytest.approx(batch * info['fixed_frames'] / 100)
     # The baseline revision (here the same code) and this tree train on the same batches.
     assert [r['audio_s'] for r in rows['baseline']['rounds']] == \
         [r['audio_s'] for r in rows['ours']['rounds']]
