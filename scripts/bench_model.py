@@ -3,8 +3,9 @@
     python scripts/bench_model.py
     python scripts/bench_model.py --sizes reference --rounds 3 --out /tmp/model_speed
 
-For the demo size (3 x 256 LSTM, 16 conv filters, 81 bins) and the reference size
-(5 x 800 LSTM, 32 filters, 161 bins) it times, alternating the models round by round:
+For the demo size (run.sh's demo model: 3 x 192 LSTM, 16 conv filters, 81 bins) and the
+reference size (5 x 800 LSTM, 32 filters, 161 bins) it times, alternating the models round by
+round:
 
 * ``ours``: :class:`gluon_ds2.model.DeepSpeech2`, exact on padded batches,
   hybridized as ``train.py`` hybridizes it for the training step, and as
@@ -39,7 +40,7 @@ import sys
 import time
 
 SIZES = {
-    'demo': dict(rnn_hidden_size=256, rnn_hidden_layers=3, conv_filters=16, max_freq=4000),
+    'demo': dict(rnn_hidden_size=192, rnn_hidden_layers=3, conv_filters=16, max_freq=4000),
     'reference': dict(rnn_hidden_size=800, rnn_hidden_layers=5, conv_filters=32, max_freq=None),
 }
 MODES = (('train', 8), ('infer', 1), ('infer', 8))
