@@ -196,8 +196,9 @@ def learning_rate_schedule(base_rate, train, batches_per_epoch):
 
     ``--lr_decay`` multiplies ``base_rate`` once per finished epoch; ``--lr_final`` instead
     moves it in a straight line from ``base_rate`` at step 0 to ``lr_final`` at step
-    ``train_epochs * batches_per_epoch`` (and holds it after). Both are functions of the
-    saved state, so a resumed run continues the schedule exactly.
+    ``train_epochs * batches_per_epoch`` (and holds it after; with ``--scale_lr_by_workers``
+    both ends are scaled alike). Both are functions of the saved state, so a resumed run
+    continues the schedule exactly.
     """
     if train.lr_final is None:
         return lambda epoch, step: base_rate * train.lr_decay ** epoch
