@@ -41,7 +41,10 @@ def _run(command, extra_env=None):
     Past the timeout it gets SIGTERM, which horovodrun passes on to its
     workers (SIGKILL would leave them running), and the test fails.
     """
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1', **(extra_env or {}))
+    # DMLC_LOG_STACK_TRACE_DEPTH: a native crash in a rank prints where it happened (a rare
+    # "Segmentation fault: 11" at a rank's first step was seen twice on 2026-12-06).
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+               DMLC_LOG_STACK_TRACE_DEPTH='20', **(extra_env or {}))
     start = time.time()
     with subprocess.Popen(command, cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as process:
