@@ -197,8 +197,8 @@ def learning_rate_schedule(base_rate, train, batches_per_epoch):
     ``--lr_decay`` multiplies ``base_rate`` once per finished epoch; ``--lr_final`` instead
     moves it in a straight line from ``base_rate`` at step 0 to ``lr_final`` at step
     ``train_epochs * batches_per_epoch`` (and holds it after; with ``--scale_lr_by_workers``
-    both ends are scaled alike). Both are functions of the saved state, so a resumed run
-    continues the schedule exactly.
+    both ends are scaled alike). Both are functions of the saved state, set before every
+    step, so a resumed run continues the schedule exactly.
     """
     if train.lr_final is None:
         return lambda epoch, step: base_rate * train.lr_decay ** epoch
@@ -444,7 +444,6 @@ def run(cfg):
     dist.broadcast_parameters(net.collect_params())
     state = initial_state(meta, sampler.num_batches())
     lr_at = learning_rate_schedule(learning_rate, t, sampler.num_batches())
-    trainer.set_learning_rate(lr_at(state['epoch'], state['global_step']))
 
     metrics_path = os.path.join(t.model_dir, 'metrics.jsonl')
     metrics = MetricsLog(metrics_path)
@@ -482,8 +481,7 @@ def run(cfg):
                 t.max_steps and state['global_step'] >= t.max_steps):
             sampler.set_epoch(state['epoch'], start_batch=state['batch_in_epoch'])
             train_one_epoch(net, trainer, loss_fn, train_loader, contexts, dist, cfg, state, log,
-                            save, interrupt, loss_scaler,
-                            lr_at if t.lr_final is not None else None)
+                            save, interrupt, loss_scaler, lr_at)
             if state['batch_in_epoch'] < sampler.num_batches():  # signal or max_steps
                 save()
                 break
@@ -505,8 +503,6 @@ def run(cfg):
             if t.wer_threshold is not None and wer is not None and wer <= t.wer_threshold:
                 state['stopped_early'] = True
             save(wer=wer)
-            if t.lr_final is None:  # --lr_final sets the rate before every step
-                trainer.set_learning_rate(trainer.learning_rate * t.lr_decay)
             if state['stopped_early']:
                 if dist.is_root:
                     logger.info('WER %.4f <= --wer_threshold=%s: stopping early', wer,

@@ -192,11 +192,16 @@ def test_resumed_run_ends_with_the_same_weights(reference_run, demo_manifests, t
 
 
 @pytest.mark.slow
-def test_linear_learning_rate_is_logged_and_resumes_exactly(demo_manifests, tmp_path):
-    """--lr_final: the logged rate falls in a line over all epochs' steps; stopped at step 5
-    and resumed, the run ends with the weights of a run never stopped."""
+@pytest.mark.parametrize('schedule, expected_lr', [
+    ('--lr_final=1e-4', lambda step: 1e-3 - 9e-4 * (step - 1) / 12),  # a line over 12 steps
+    ('--lr_decay=0.5', lambda step: 1e-3 if step <= 6 else 5e-4),     # halved after epoch 1
+], ids=['lr_final', 'lr_decay'])
+def test_learning_rate_schedule_is_logged_and_resumes_exactly(demo_manifests, tmp_path,
+                                                              schedule, expected_lr):
+    """The logged rate follows the schedule step by step; stopped at step 5 and resumed,
+    the run ends with the weights and records of a run never stopped."""
     flags = TINY_MODEL + ('--batch_size=4', '--num_workers=0', '--learning_rate=1e-3',
-                          '--log_every=1', '--train_epochs=2', '--lr_final=1e-4',
+                          '--log_every=1', '--train_epochs=2', schedule,
                           '--checkpoint_every=0')
     whole, parts = tmp_path / 'whole', tmp_path / 'parts'
     result = run(train_command(whole, demo_manifests['train'], demo_manifests['dev'], *flags))
@@ -204,7 +209,7 @@ def test_linear_learning_rate_is_logged_and_resumes_exactly(demo_manifests, tmp_
     steps = [(r['step'], r['lr']) for r in records(str(whole), 'train')]
     assert [s for s, _ in steps] == list(range(1, 13))  # 24 utterances, batches of 4, 2 epochs
     for step, lr in steps:  # the rate set before the step that made it
-        assert lr == pytest.approx(1e-3 - 9e-4 * (step - 1) / 12, rel=1e-12), step
+        assert lr == pytest.approx(expected_lr(step), rel=1e-12), step
 
     command = train_command(parts, demo_manifests['train'], demo_manifests['dev'], *flags)
     assert run(command + ['--max_steps=5']).returncode == 0
