@@ -90,10 +90,8 @@ def ours_model(model_cfg, num_bins):
 def hybridize_as(mode, net):
     """``ours`` hybridized exactly as the ``mode`` ('train' or 'infer') hybridizes it."""
     from gluon_ds2.export import hybridize_for_inference
-    if mode == 'train':
-        net.hybridize(static_alloc=True, static_shape=False)  # training.build_model
-    else:
-        hybridize_for_inference(net)
+    from gluon_ds2.training import hybridize_for_training
+    (hybridize_for_training if mode == 'train' else hybridize_for_inference)(net)
 
 
 def ctc_targets(rng, batch_size, frames, seconds, num_classes):

@@ -37,7 +37,7 @@ from gluon_ds2.distributed import Distributed, setup
 from gluon_ds2.loss import CTCLoss
 from gluon_ds2.model import DeepSpeech2, output_length
 from gluon_ds2.precision import setup_precision
-from gluon_ds2.training import train_step
+from gluon_ds2.training import hybridize_for_training, train_step
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = 1e-3
@@ -112,7 +112,7 @@ def build(model_config, contexts):
     mx.random.seed(1)
     net = DeepSpeech2.from_config(model_config, NUM_CLASSES, NUM_BINS)
     net.initialize(ctx=contexts)
-    net.hybridize(static_alloc=True, static_shape=False)
+    hybridize_for_training(net)
     with autograd.train_mode():  # deferred initialization, as training does
         for ctx in contexts:
             net(mx.nd.zeros((1, 1, 64, NUM_BINS), ctx=ctx), mx.nd.array([64], ctx=ctx))
