@@ -3,11 +3,12 @@ import collections
 import logging
 import os
 
+import mxnet as mx
 import numpy as np
 import pytest
 import soundfile
 
-from gluon_ds2.batchify import make_dataloader
+from gluon_ds2.batchify import SpeechBatchify, make_dataloader
 from gluon_ds2.config import AudioConfig
 from gluon_ds2.dataset import (SkippedUtterance, SpeechDataset, ctc_min_output_length,
                                prepare_entries, sizes_give_lengths)
@@ -225,6 +226,9 @@ def test_dataloader_batches(tmp_path, good_rows, num_workers):
     for batch_indices, batch in zip(list(sampler), loader):
         features, feature_lengths, labels, label_lengths, skipped = batch
         assert skipped == []
+        # Built in numpy by the worker, made NDArrays here: not shared-memory arrays.
+        assert {a.context for a in batch[:4]} == {mx.cpu()}
+        assert [a.dtype for a in batch[:4]] == [np.float32, np.int32, np.float32, np.int32]
         items = [expected_item(entries[i]) for i in batch_indices]
         frames = [len(f) for f, _ in items]
         assert frames == [entries[i]['frames'] for i in batch_indices]
@@ -241,6 +245,23 @@ def test_dataloader_batches(tmp_path, good_rows, num_workers):
             assert np.all(labels[row, m:] == -1)
         seen.extend(batch_indices)
     assert sorted(seen) == list(range(len(entries)))
+
+
+def test_batches_are_padded_to_a_multiple_of_round_to(tmp_path, good_rows):
+    df = read_manifest(write_manifest_file(tmp_path / 'm.tsv', good_rows))
+    entries, _ = prepare_entries(df, VOCAB, AUDIO, progress=False)
+    dataset = SpeechDataset(entries, AUDIO)
+    batchify = SpeechBatchify(round_to=32)
+    features, feature_lengths, labels, label_lengths, _ = batchify([dataset[0], dataset[1]])
+    frames = [entries[0]['frames'], entries[1]['frames']]
+    assert isinstance(features, np.ndarray) and feature_lengths.tolist() == frames
+    assert features.shape == (2, 1, 32 * -(-max(frames) // 32), 161)
+    assert features.shape[2] > max(frames)  # the fixture's lengths are not multiples of 32
+    for row, n in enumerate(frames):
+        np.testing.assert_array_equal(features[row, 0, :n], dataset[row][0])
+        assert not features[row, 0, n:].any()
+    # Labels are not rounded: CTCLoss wants them no wider than the longest.
+    assert labels.shape == (2, max(label_lengths))
 
 
 @pytest.mark.parametrize('num_workers', [0, 2])

@@ -27,7 +27,7 @@ import soundfile
 from mxnet import gluon
 
 from conftest import REPO_ROOT, edit_distance
-from gluon_ds2.batchify import SpeechBatchify
+from gluon_ds2.batchify import SpeechBatchify, as_ndarrays
 from gluon_ds2.checkpoint import read_checkpoint, read_index
 from gluon_ds2.config import Config
 from gluon_ds2.dataset import SpeechDataset, load_entries
@@ -457,14 +457,14 @@ def tiny_setup(demo_manifests):
                               output_length=output_length, progress=False)
     dataset = SpeechDataset(entries, cfg.audio)
     batchify = SpeechBatchify()
-    batches = [batchify([dataset[0], dataset[1]]), batchify([dataset[2], dataset[3]])]
+    batches = [as_ndarrays(batchify([dataset[0], dataset[1]])),
+               as_ndarrays(batchify([dataset[2], dataset[3]]))]
     mx.random.seed(1)
     net = DeepSpeech2(vocab.num_classes, num_bins=cfg.audio.num_bins, rnn_hidden_size=16,
                       rnn_hidden_layers=2, conv_filters=4)
     net.initialize(mx.init.Xavier(magnitude=2.0))
     net.hybridize(static_alloc=True, static_shape=False)
-    # Deferred initialization, as training.run does (batchify gives cpu_shared arrays).
-    net(batches[0][0].as_in_context(mx.cpu()), batches[0][1].as_in_context(mx.cpu()))
+    net(batches[0][0], batches[0][1])  # deferred initialization, as training.run does
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3},
                             update_on_kvstore=False)
     return types.SimpleNamespace(cfg=cfg, net=net, trainer=trainer, batches=batches)
