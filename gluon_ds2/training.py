@@ -65,18 +65,8 @@ PAD_FRAMES_TO = 32
 
 
 def _make_loader(dataset, batch_sampler, num_workers, round_to=PAD_FRAMES_TO):
-    # Workers must not act on Ctrl-C or a SIGTERM sent to the whole process
-    # group (systemd, SLURM): the training process handles them (checkpoint,
-    # then exit, closing the pool). A worker killed while it holds the pool's
-    # queue lock would make that exit hang.
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in stop_signals}
-    try:
-        return make_dataloader(dataset, batch_sampler, num_workers=num_workers,
-                               round_to=round_to)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    # Workers ignore Ctrl-C and SIGTERM; this process handles them (batchify's note).
+    return make_dataloader(dataset, batch_sampler, num_workers=num_workers, round_to=round_to)
 
 
 def _mark_zero_gradients(params, devices):

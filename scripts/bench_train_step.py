@@ -53,7 +53,7 @@ NO_AUGMENTATION = ('--freq_masks=0', '--time_masks=0', '--nospeed_perturb', '--n
 
 
 def cpu_seconds():
-    """CPU seconds so far: ``{thread id: s}`` of this process, and its child processes' total."""
+    """CPU seconds so far: ``{thread id: s}`` of this process; its descendants' total."""
     tick = os.sysconf('SC_CLK_TCK')
 
     def stat(path):
@@ -67,15 +67,20 @@ def cpu_seconds():
             threads[int(tid)] = stat('/proc/self/task/%s/stat' % tid)[1]
         except OSError:  # the thread ended
             pass
-    children = 0.0
+    processes = {}  # pid: (ppid, CPU s)
     for pid in filter(str.isdigit, os.listdir('/proc')):
         try:
-            ppid, seconds = stat('/proc/%s/stat' % pid)
+            processes[int(pid)] = stat('/proc/%s/stat' % pid)
         except OSError:
             continue
-        if ppid == os.getpid():
-            children += seconds
-    return threads, children
+    # Descendants, not just children: DataLoader workers are the fork server's children.
+    ours, children = {os.getpid()}, 0.0
+    while True:
+        found = {pid for pid, (ppid, _) in processes.items() if ppid in ours} - ours
+        if not found:
+            return threads, children
+        children += sum(processes[pid][1] for pid in found)
+        ours |= found
 
 
 class Meter:

@@ -2,6 +2,8 @@
 import collections
 import logging
 import os
+import threading
+import time
 
 import mxnet as mx
 import numpy as np
@@ -262,6 +264,56 @@ def test_batches_are_padded_to_a_multiple_of_round_to(tmp_path, good_rows):
         assert not features[row, 0, n:].any()
     # Labels are not rounded: CTCLoss wants them no wider than the longest.
     assert labels.shape == (2, max(label_lengths))
+
+
+class WorkerIdentity:
+    """A dataset whose item i is a frame holding (i, the loading process's parent's pid)."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, index):
+        return np.array([[index, os.getppid()]], dtype=np.float32), np.array([1.0])
+
+
+def proc_stat(pid):
+    """(state letter, parent pid) of a process from /proc (state Z: exited, not
+    reaped), or (None, None) when it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            state, parent = f.read().rsplit(')', 1)[1].split()[:2]
+        return state, int(parent)
+    except FileNotFoundError:
+        return None, None
+
+
+def process_state(pid):
+    return proc_stat(pid)[0]
+
+
+def test_workers_start_from_a_fork_server_and_close_with_batches_in_flight():
+    """Workers are not forked from the process that trains (its MXNet engine and
+    Horovod threads), and close() ends them even when batches are still in flight."""
+    loader = make_dataloader(WorkerIdentity(), [[0, 1], [2, 3], [4, 5]], num_workers=2)
+    workers = [worker.pid for worker in loader._worker_pool._pool]
+    batches = iter(loader)
+    features = next(batches)[0].asnumpy()  # the other two batches are in flight
+    assert features[:, 0, 0, 0].tolist() == [0, 1]
+    # The workers' parent is the fork server, and this process is the server's parent.
+    servers = set(features[:, 0, 0, 1].astype(int).tolist())
+    assert os.getpid() not in servers
+    assert {proc_stat(server)[1] for server in servers} == {os.getpid()}
+    assert all(process_state(pid) in ('S', 'R', 'D') for pid in workers)
+    closer = threading.Thread(target=loader.close, daemon=True)
+    closer.start()
+    closer.join(60)
+    assert not closer.is_alive(), 'close() hung'
+    # The fork server reaps its workers; none is left running.
+    for _ in range(100):
+        if all(process_state(pid) in (None, 'Z') for pid in workers):
+            break
+        time.sleep(0.05)
+    assert [process_state(pid) in (None, 'Z') for pid in workers] == [True, True]
 
 
 @pytest.mark.parametrize('num_workers', [0, 2])
