@@ -38,10 +38,10 @@ from mxnet.util import is_np_array, is_np_shape
 from .dataset import SkippedUtterance
 
 __all__ = ['SpeechBatchify', 'SpeechDataLoader', 'as_ndarrays', 'make_dataloader',
-           'worker_context']
+           'pad_arrays', 'worker_context']
 
 
-def _pad(arrays, pad_val, round_to=None):
+def pad_arrays(arrays, pad_val, round_to=None):
     """Stack arrays along a new axis 0, padding axis 0 of each; and their lengths."""
     lengths = np.array([len(a) for a in arrays], dtype=np.int32)
     width = int(lengths.max())
@@ -76,8 +76,9 @@ class SpeechBatchify:
         good = [item for item in items if not isinstance(item, SkippedUtterance)]
         if not good:
             return None, None, None, None, skipped
-        features, feature_lengths = _pad([np.asarray(f) for f, _ in good], 0.0, self._round_to)
-        labels, label_lengths = _pad([np.asarray(y) for _, y in good], -1.0)
+        features, feature_lengths = pad_arrays([np.asarray(f) for f, _ in good], 0.0,
+                                               self._round_to)
+        labels, label_lengths = pad_arrays([np.asarray(y) for _, y in good], -1.0)
         # (N, T, bins) -> (N, 1, T, bins): one input channel for the convs.
         return features[:, None], feature_lengths, labels, label_lengths, skipped
 

@@ -35,10 +35,10 @@ import logging
 import sys
 import time
 
-import gluonnlp
 import mxnet as mx
 import numpy as np
 
+from .batchify import pad_arrays
 from .devices import select_devices
 from .featurizer import AudioError, featurize, read_audio
 from .inference import add_decoder_arguments, load_model, make_decoder, predict
@@ -134,14 +134,13 @@ def transcribe_samples(net, samples, audio_config, contexts, decode, max_seconds
     texts = [''] * len(windows)
     spoken = [i for i, (start, end) in enumerate(windows)
               if not is_silent(samples[start:end], rate)]
-    pad = gluonnlp.data.batchify.Pad(axis=0, pad_val=0, ret_length=True, dtype='float32')
     for first in range(0, len(spoken), batch_size):
         indices = spoken[first:first + batch_size]
-        features, feature_lengths = pad([featurize(samples[windows[i][0]:windows[i][1]],
-                                                   audio_config) for i in indices])
+        features, feature_lengths = pad_arrays(
+            [featurize(samples[windows[i][0]:windows[i][1]], audio_config) for i in indices], 0.0)
         # (N, T, bins) -> (N, 1, T, bins)
-        logits, output_lengths = predict(net, features.expand_dims(axis=1), feature_lengths,
-                                         contexts)
+        logits, output_lengths = predict(net, mx.nd.array(features[:, None]),
+                                         mx.nd.array(feature_lengths, dtype=np.int32), contexts)
         for i, text in zip(indices, decode(logits, output_lengths)):
             texts[i] = text
     return ' '.join(' '.join(texts).split()), windows
