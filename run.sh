@@ -54,6 +54,9 @@ environment (defaults in brackets):
   DEMO_DEV_OOD_UTTERANCES, DEMO_TEST_OOD_UTTERANCES             out-of-domain splits [300, 300]
   DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
   DEMO_PICO_SHARE share of the train speakers read by SVOX Pico instead of espeak [0.1]
+  DEMO_TRAIN_SOURCES, DEMO_TRAIN_VOICES   ablations of the train split only (other splits and
+                  the LM text unchanged): in-domain text sources, comma-separated [all];
+                  voices: all, or narrow, the first demo corpus's [all]
   FLITE           1: also score test and test_ood read by CMU Flite (Debian's flite), an
                   engine training never hears: test_flite, test_ood_flite (about 80 s) [0]
   CHECKPOINT_EVERY steps between checkpoints inside an epoch [demo: 125, librispeech: 500]
@@ -193,7 +196,8 @@ if [ "$TASK" = demo ]; then
         --test_utterances "${DEMO_TEST_UTTERANCES:-300}" \
         --dev_ood_utterances "${DEMO_DEV_OOD_UTTERANCES:-300}" \
         --test_ood_utterances "${DEMO_TEST_OOD_UTTERANCES:-300}" \
-        --pico_share "${DEMO_PICO_SHARE:-0.1}"
+        --pico_share "${DEMO_PICO_SHARE:-0.1}" --train_voices "${DEMO_TRAIN_VOICES:-all}" \
+        ${DEMO_TRAIN_SOURCES:+--train_sources "$DEMO_TRAIN_SOURCES"}
     stage_end
     stage_start "prepare manifests"
     "$PY" data/download.py --mirror "$MIRROR" --data_dir "$DATA_DIR" \

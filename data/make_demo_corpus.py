@@ -34,6 +34,9 @@ Splits, in the LibriSpeech layout and checked by the tests:
   built from recordings of people, so that the model does not learn one engine's sound.
   Dev and test stay espeak voices; ``scripts/make_engine_split.py`` measures an
   engine that no split uses (CMU Flite).
+- Ablations: ``--train_sources docstrings`` (train text from some in-domain sources
+  only) and ``--train_voices narrow`` (the first demo corpus's train voices) change
+  ``train`` alone; every other file is byte-identical to the default corpus's.
 
 Output, in ``--out_dir``::
 
@@ -128,6 +131,15 @@ PICO_RATE_RANGE = (75, 130)   # percent of the voice's own speed
 PICO_PITCH_RANGE = (65, 135)  # percent of the voice's own pitch
 PICO_VOLUME = 70              # percent; at 100 Pico's loud vowels reach full scale
 DEFAULT_PICO_SHARE = 0.1      # of the train speakers; README: 0.1 buys more than it costs, 0.3 not
+# --train_voices narrow: the train voices of the first demo corpus (2026-11-24), for the
+# ablation that measures what the voice variety above buys. Its 12 variants (less any held
+# out for dev or test) with every accent, its rate and pitch ranges, and espeak's defaults
+# for the pitch range, word gap and intonation.
+NARROW_VARIANTS = ('m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'f1', 'f4', 'aunty', 'linda',
+                   'steph')
+NARROW_RATE_RANGE = (140, 200)
+NARROW_PITCH_RANGE = (35, 65)
+TRAIN_VOICES = ('all', 'narrow')
 CHAPTER_UTTERANCES = 8
 
 MIN_WORDS, MAX_WORDS = 4, 18
@@ -379,7 +391,7 @@ def _pico_speakers(seed, count, first_id):
             for i in range(count)]
 
 
-def _speakers_by_split(seed, pico_share=0.0):
+def _speakers_by_split(seed, pico_share=0.0, train_voices='all'):
     """Speakers of each split: held-out variants for test and dev, every other voice for train.
 
     ``test`` and ``dev`` get one speaker per reserved variant, each with an
@@ -387,19 +399,21 @@ def _speakers_by_split(seed, pico_share=0.0):
     variant, in a seeded order. Each speaker draws its own prosody. With
     ``pico_share`` > 0, Pico speakers are mixed into ``train`` at seeded places
     so that they make that share of its speakers (and of any prefix of them);
-    the espeak speakers stay as they are without Pico.
+    the espeak speakers stay as they are without Pico. ``train_voices``
+    'narrow' replaces the train espeak speakers by those of the first demo
+    corpus (:data:`NARROW_VARIANTS`); dev and test speakers are the same either way.
     """
     rng = random.Random('%d/voices' % seed)
     variants = list(VARIANTS)
     rng.shuffle(variants)
     test_variants = variants[:HELDOUT_VARIANTS]
     dev_variants = variants[HELDOUT_VARIANTS:2 * HELDOUT_VARIANTS]
-    train_voices = ['%s+%s' % (accent, variant) for variant in variants[2 * HELDOUT_VARIANTS:]
-                    for accent in ACCENTS]
-    rng.shuffle(train_voices)
+    every_voice = ['%s+%s' % (accent, variant) for variant in variants[2 * HELDOUT_VARIANTS:]
+                   for accent in ACCENTS]
+    rng.shuffle(every_voice)
     voices = {'test': ['%s+%s' % (rng.choice(ACCENTS), v) for v in test_variants],
               'dev': ['%s+%s' % (rng.choice(ACCENTS), v) for v in dev_variants],
-              'train': train_voices}
+              'train': every_voice}
     speakers, next_id = {}, 101
     for split in ('test', 'dev', 'train'):
         speakers[split] = []
@@ -409,6 +423,22 @@ def _speakers_by_split(seed, pico_share=0.0):
                 pitch_range=rng.randint(*PITCH_SPAN_RANGE), word_gap=rng.choice(WORD_GAPS),
                 intonation=rng.randrange(INTONATIONS)))
             next_id += 1
+    if train_voices == 'narrow':
+        # Drawn from a generator of their own, after dev and test drew theirs.
+        rng = random.Random('%d/narrow-voices' % seed)
+        held_out = set(test_variants) | set(dev_variants)
+        narrow = ['%s+%s' % (accent, variant) for variant in NARROW_VARIANTS
+                  if variant not in held_out for accent in ACCENTS]
+        rng.shuffle(narrow)
+        first_id = speakers['train'][0].speaker_id
+        speakers['train'] = [Speaker(first_id + i, voice, rate=rng.randint(*NARROW_RATE_RANGE),
+                                     pitch=rng.randint(*NARROW_PITCH_RANGE), pitch_range=50,
+                                     word_gap=0, intonation=0)
+                             for i, voice in enumerate(narrow)]
+        next_id = first_id + len(narrow)
+    elif train_voices != 'all':
+        raise ValueError('--train_voices %r: choose one of %s'
+                         % (train_voices, ', '.join(TRAIN_VOICES)))
     if pico_share > 0:
         espeak = speakers['train']
         pico = _pico_speakers(seed, round(len(espeak) * pico_share / (1 - pico_share)), next_id)
@@ -466,7 +496,8 @@ def _interleave(pools, rng):
     return merged
 
 
-def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0):
+def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0, train_sources=None,
+                train_voices='all'):
     """Partition the sentences and the speakers into splits, and the splits into chapters.
 
     Parameters
@@ -483,6 +514,12 @@ def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0):
         sentence left after dev and test (an hours target then keeps a prefix).
     pico_share : float
         Share of the train speakers voiced by SVOX Pico instead of espeak.
+    train_sources : sequence of str, optional
+        In-domain sources that ``train`` draws from (all of them by default); for
+        ablations: dev, test, the out-of-domain splits and the LM text stay the same.
+    train_voices : str
+        'all', or 'narrow' for the first demo corpus's train voices
+        (:func:`_speakers_by_split`).
 
     Returns
     -------
@@ -512,16 +549,34 @@ def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0):
     if ood_needed > len(ood):
         raise ValueError('--dev_ood_utterances + --test_ood_utterances = %d, but the %s source '
                          'gives only %d sentences' % (ood_needed, ood_source, len(ood)))
+    train_pool = in_domain[held_out:]
+    if train_sources is not None:
+        wrong = sorted(set(train_sources) - set(shuffled))
+        if wrong or not train_sources:
+            raise ValueError('--train_sources %s: choose among the in-domain sources %s'
+                             % (','.join(train_sources), ', '.join(sorted(shuffled))))
+        keep = {s for name in train_sources for s in pools[name]}
+        train_pool = [s for s in train_pool if s in keep]
+        if sizes['train'] and sizes['train'] > len(train_pool):
+            raise ValueError('--train_utterances %d, but --train_sources %s give only %d '
+                             'sentences outside dev and test' % (
+                                 sizes['train'], ','.join(train_sources), len(train_pool)))
     texts = {'dev': in_domain[:sizes['dev']],
              'test': in_domain[sizes['dev']:held_out],
-             'train': in_domain[held_out:][:sizes['train']],
+             'train': train_pool[:sizes['train']],
              'dev_ood': ood[:sizes['dev_ood']],
              'test_ood': ood[sizes['dev_ood']:ood_needed]}
-    speakers = _speakers_by_split(seed, pico_share)
+    speakers = _speakers_by_split(seed, pico_share, train_voices)
     plan, first_chapter_id = {}, 1
     for split in SPLITS:
         plan[split] = _plan_chapters(split, texts[split], speakers[split], first_chapter_id)
         first_chapter_id += len(plan[split])
+        if split == 'train' and (train_sources is not None or train_voices != 'all'):
+            # Number the later splits' chapters as the default train would: their paths,
+            # and the breath noise seeded by chapter, stay byte-identical for ablations.
+            default = _plan_chapters(split, in_domain[held_out:][:sizes['train']],
+                                     _speakers_by_split(seed, pico_share)[split], 1)
+            first_chapter_id = 1 + max(len(plan[split]), len(default))
     return plan, in_domain[held_out:]
 
 
@@ -801,7 +856,8 @@ def _reusable_corpus_info(out_dir, parameters):
 def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_utterances=None,
                      dev_utterances=300, test_utterances=300, dev_ood_utterances=300,
                      test_ood_utterances=300, ood_source=DEFAULT_OOD_SOURCE,
-                     pico_share=DEFAULT_PICO_SHARE, workers=None, force=False):
+                     pico_share=DEFAULT_PICO_SHARE, train_sources=None, train_voices='all',
+                     workers=None, force=False):
     """Synthesize the corpus into ``out_dir``, or reuse the one already there.
 
     Parameters
@@ -822,6 +878,12 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
     pico_share : float
         Share of the train speakers voiced by SVOX Pico (0 <= share < 1); 0 makes
         an espeak-only corpus. Dev and test speakers are espeak voices either way.
+    train_sources : sequence of str, optional
+        In-domain sources that train draws its sentences from (default: all).
+    train_voices : str
+        'all' (default) or 'narrow': the first demo corpus's train voices.
+        With either of these two, every split but train and the LM text are
+        byte-identical to the default corpus's: they exist for ablations.
     workers : int, optional
         Synthesis processes; ``os.cpu_count()`` by default. Does not change the output.
     force : bool
@@ -849,11 +911,17 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         raise ValueError('--ood_source %r: choose one of %s' % (ood_source, ', '.join(SOURCES)))
     if not 0 <= pico_share < 1:
         raise ValueError('--pico_share must be at least 0 and below 1, got %r' % (pico_share,))
+    if train_voices not in TRAIN_VOICES:
+        raise ValueError('--train_voices %r: choose one of %s'
+                         % (train_voices, ', '.join(TRAIN_VOICES)))
+    if train_sources is not None:
+        train_sources = sorted(set(train_sources))
     parameters = {'seed': seed, 'train_hours': train_hours, 'train_utterances': train_utterances,
                   'dev_utterances': dev_utterances, 'test_utterances': test_utterances,
                   'dev_ood_utterances': dev_ood_utterances,
                   'test_ood_utterances': test_ood_utterances, 'ood_source': ood_source,
-                  'pico_share': pico_share, 'recipe_md5': _recipe_md5()}
+                  'pico_share': pico_share, 'train_sources': train_sources,
+                  'train_voices': train_voices, 'recipe_md5': _recipe_md5()}
     out_dir = Path(out_dir)
     if not force:
         info = _reusable_corpus_info(out_dir, parameters)
@@ -872,7 +940,8 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
     source_of.update((transcript_of(s), ood_source) for s in pools[ood_source]
                      if transcript_of(s) not in source_of)
     logger.info('usable sentences: %s', ', '.join('%s %d' % (n, len(p)) for n, p in pools.items()))
-    plan, lm_sentences = plan_corpus(pools, ood_source, seed, sizes, pico_share)
+    plan, lm_sentences = plan_corpus(pools, ood_source, seed, sizes, pico_share,
+                                     train_sources, train_voices)
     staging_dir = out_dir / '.staging'
     shutil.rmtree(staging_dir, ignore_errors=True)
     splits = {}
@@ -931,6 +1000,14 @@ def parse_args(argv=None):
     parser.add_argument('--pico_share', type=float, default=DEFAULT_PICO_SHARE,
                         help='share of the train speakers voiced by SVOX Pico instead of '
                              'espeak; 0: espeak only (default: %(default)s)')
+    parser.add_argument('--train_sources', type=lambda text: text.split(','), default=None,
+                        help='comma-separated in-domain sources train draws from, for '
+                             'ablations (default: all of them; the other splits and the LM '
+                             'text do not change)')
+    parser.add_argument('--train_voices', choices=TRAIN_VOICES, default='all',
+                        help="train speakers: every voice (all), or the first demo corpus's "
+                             '12 variants at its narrower rate and pitch, for ablations '
+                             '(narrow; the other splits do not change) (default: %(default)s)')
     parser.add_argument('--workers', type=int, default=None,
                         help='synthesis processes (default: the number of CPUs)')
     parser.add_argument('--force', action='store_true',
@@ -949,6 +1026,7 @@ def main(argv=None):
                             dev_ood_utterances=args.dev_ood_utterances,
                             test_ood_utterances=args.test_ood_utterances,
                             ood_source=args.ood_source, pico_share=args.pico_share,
+                            train_sources=args.train_sources, train_voices=args.train_voices,
                             workers=args.workers, force=args.force)
     print('demo corpus in %s, made with seed %d in %.1f s'
           % (args.out_dir, info['parameters']['seed'], info['generation_seconds']))

@@ -350,3 +350,94 @@ def test_a_corpus_made_by_other_code_is_not_reused(demo_mirror):
     assert module._reusable_corpus_info(demo_mirror, info['parameters']) == info
     other_code = dict(info['parameters'], recipe_md5='0' * 32)
     assert module._reusable_corpus_info(demo_mirror, other_code) is None
+
+
+def _toy_pools(module):
+    """Twenty made-up sentences per source, each starting with its source's name."""
+    numbers = ('one two three four five six seven eight nine ten eleven twelve thirteen '
+               'fourteen fifteen sixteen seventeen eighteen nineteen twenty').split()
+    return {name: tuple('%s sentence number %s here' % (name, word) for word in numbers)
+            for name in module.SOURCES}
+
+
+def test_train_ablations_change_the_train_plan_only():
+    module = load_script('data/make_demo_corpus.py')
+    pools = _toy_pools(module)
+    sizes = dict(train=None, dev=6, test=6, dev_ood=6, test_ood=6)
+    default, default_lm = module.plan_corpus(pools, 'dialogue', 1, sizes, pico_share=0.3)
+    for flags in (dict(train_sources=['jokes']), dict(train_voices='narrow'),
+                  dict(train_sources=['docstrings', 'jokes'], train_voices='narrow')):
+        plan, lm = module.plan_corpus(pools, 'dialogue', 1, sizes, pico_share=0.3, **flags)
+        assert lm == default_lm, flags
+        for split in SPLITS[1:]:  # same texts, speakers and chapter ids
+            assert plan[split] == default[split], (flags, split)
+        train_texts = [text for chapter in plan['train'] for text in chapter.texts]
+        sources = {text.split()[0] for text in train_texts}
+        assert sources == set(flags.get('train_sources', ['docstrings', 'scripture', 'jokes']))
+        held_out = {text for split in SPLITS[1:] for c in plan[split] for text in c.texts}
+        assert not held_out & set(train_texts)
+        if 'train_sources' in flags:  # every sentence of the sources left after dev and test
+            assert len(train_texts) == sum(
+                1 for name in flags['train_sources'] for s in pools[name] if s not in held_out)
+
+
+def test_narrow_train_voices_are_the_first_corpus_voices_and_prosody():
+    module = load_script('data/make_demo_corpus.py')
+    default = module._speakers_by_split(1, 0.3)
+    narrow = module._speakers_by_split(1, 0.3, 'narrow')
+    for split in ('dev', 'test', 'dev_ood', 'test_ood'):
+        assert narrow[split] == default[split], split
+    held_out = {s.voice.split('+')[1] for split in ('dev', 'test') for s in default[split]}
+    espeak = [s for s in narrow['train'] if s.engine == 'espeak']
+    expected = {'%s+%s' % (accent, variant) for accent in module.ACCENTS
+                for variant in ('m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'f1', 'f4', 'aunty',
+                                'linda', 'steph') if variant not in held_out}
+    assert {s.voice for s in espeak} == expected and len(espeak) == len(expected)
+    for speaker in espeak:
+        assert 140 <= speaker.rate <= 200 and 35 <= speaker.pitch <= 65, speaker
+        assert (speaker.pitch_range, speaker.word_gap, speaker.intonation) == (50, 0, 0)
+    assert len({(s.rate, s.pitch) for s in espeak}) > len(espeak) // 2  # drawn, not fixed
+    pico = [s for s in narrow['train'] if s.engine == 'pico']
+    assert len(pico) == round(len(espeak) * 0.3 / 0.7)
+    ids = [s.speaker_id for split in ('train', 'dev', 'test') for s in narrow[split]]
+    assert len(ids) == len(set(ids))
+
+
+def test_train_ablation_flags_are_checked():
+    module = load_script('data/make_demo_corpus.py')
+    pools = _toy_pools(module)
+    sizes = dict(train=None, dev=6, test=6, dev_ood=6, test_ood=6)
+    for wrong in (['dialogue'], ['novels'], []):
+        with pytest.raises(ValueError, match='--train_sources .*choose among the in-domain '
+                                             'sources docstrings, jokes, scripture'):
+            module.plan_corpus(pools, 'dialogue', 1, sizes, train_sources=wrong)
+    with pytest.raises(ValueError, match='--train_utterances 40, but --train_sources jokes '
+                                         'give only 1[0-9] sentences'):
+        module.plan_corpus(pools, 'dialogue', 1, dict(sizes, train=40), train_sources=['jokes'])
+    with pytest.raises(ValueError, match="--train_voices 'wide': choose one of all, narrow"):
+        module.make_demo_corpus('/nonexistent', train_voices='wide')
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'data' / 'make_demo_corpus.py'),
+                             '--train_voices', 'wide'], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "invalid choice: 'wide'" in result.stderr
+
+
+def test_train_ablation_corpus_keeps_every_other_file_byte_identical(demo_mirror, tmp_path):
+    parameters = json.loads((demo_mirror / 'corpus_info.json').read_text())['parameters']
+    for name in ('recipe_md5', 'train_sources', 'train_voices'):
+        del parameters[name]
+    info = load_script('data/make_demo_corpus.py').make_demo_corpus(
+        tmp_path, workers=2, train_sources=['scripture'], train_voices='narrow', **parameters)
+    ours, theirs = ((path / 'md5sum.txt').read_text().splitlines()
+                    for path in (tmp_path, demo_mirror))
+    assert [line for line in ours if 'train' not in line] == [
+        line for line in theirs if 'train' not in line]
+    assert [line for line in ours if 'train' in line] != [
+        line for line in theirs if 'train' in line]
+    assert info['parameters']['train_sources'] == ['scripture']
+    train = info['splits']['train']
+    assert set(train['sources']) == {'scripture'} and train['utterances'] == 24
+    espeak_variants = {v['voice'].split('+')[1] for v in train['voices']
+                       if v['engine'] == 'espeak'}
+    assert espeak_variants <= {'m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'f1', 'f4', 'aunty',
+                               'linda', 'steph'}
