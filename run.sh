@@ -57,6 +57,7 @@ environment (defaults in brackets):
   DEMO_TRAIN_SOURCES, DEMO_TRAIN_VOICES   ablations of the train split only (other splits and
                   the LM text unchanged): in-domain text sources, comma-separated [all];
                   voices: all, or narrow, the first demo corpus's [all]
+  DEMO_TRAIN_CHAPTER_UTTERANCES  utterances per train chapter; fewer: more speakers [8]
   FLITE           1: also score test and test_ood read by CMU Flite (Debian's flite), an
                   engine training never hears: test_flite, test_ood_flite (about 80 s) [0]
   CHECKPOINT_EVERY steps between checkpoints inside an epoch [demo: 125, librispeech: 500]
@@ -197,6 +198,7 @@ if [ "$TASK" = demo ]; then
         --dev_ood_utterances "${DEMO_DEV_OOD_UTTERANCES:-300}" \
         --test_ood_utterances "${DEMO_TEST_OOD_UTTERANCES:-300}" \
         --pico_share "${DEMO_PICO_SHARE:-0.1}" --train_voices "${DEMO_TRAIN_VOICES:-all}" \
+        --train_chapter_utterances "${DEMO_TRAIN_CHAPTER_UTTERANCES:-8}" \
         ${DEMO_TRAIN_SOURCES:+--train_sources "$DEMO_TRAIN_SOURCES"}
     stage_end
     stage_start "prepare manifests"

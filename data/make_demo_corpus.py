@@ -459,21 +459,22 @@ def _speakers_by_split(seed, pico_share=0.0, train_voices='all'):
     return speakers
 
 
-def _plan_chapters(split, texts, speakers, first_chapter_id):
+def _plan_chapters(split, texts, speakers, first_chapter_id, size=CHAPTER_UTTERANCES):
     """Deal texts to speakers in turn and cut each one's share into chapters.
 
     Chapters are ordered round by round (every speaker's first chapter, then
     every speaker's second, ...) so that any prefix of the list, which is what
     an hours target keeps, is balanced over speakers. Chapter ids count up from
     ``first_chapter_id``, so that splits read by the same speakers do not clash.
+    ``size`` utterances make a chapter.
     """
     speakers = speakers[:len(texts)]
     shares = [texts[i::len(speakers)] for i in range(len(speakers))]
-    rounds = -(-len(shares[0]) // CHAPTER_UTTERANCES)
+    rounds = -(-len(shares[0]) // size)
     chapters = []
     for round_index in range(rounds):
         for speaker, share in zip(speakers, shares):
-            part = share[round_index * CHAPTER_UTTERANCES:(round_index + 1) * CHAPTER_UTTERANCES]
+            part = share[round_index * size:(round_index + 1) * size]
             if part:
                 chapters.append(Chapter(split, speaker, first_chapter_id + len(chapters),
                                         tuple(part)))
@@ -497,7 +498,7 @@ def _interleave(pools, rng):
 
 
 def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0, train_sources=None,
-                train_voices='all'):
+                train_voices='all', train_chapter_utterances=CHAPTER_UTTERANCES):
     """Partition the sentences and the speakers into splits, and the splits into chapters.
 
     Parameters
@@ -520,6 +521,9 @@ def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0, train_sources=No
     train_voices : str
         'all', or 'narrow' for the first demo corpus's train voices
         (:func:`_speakers_by_split`).
+    train_chapter_utterances : int
+        Utterances per train chapter: with fewer, an hours target reaches more speakers
+        (chapters are dealt to every speaker in turn).
 
     Returns
     -------
@@ -569,14 +573,19 @@ def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0, train_sources=No
     speakers = _speakers_by_split(seed, pico_share, train_voices)
     plan, first_chapter_id = {}, 1
     for split in SPLITS:
-        plan[split] = _plan_chapters(split, texts[split], speakers[split], first_chapter_id)
+        size = train_chapter_utterances if split == 'train' else CHAPTER_UTTERANCES
+        plan[split] = _plan_chapters(split, texts[split], speakers[split], first_chapter_id, size)
         first_chapter_id += len(plan[split])
-        if split == 'train' and (train_sources is not None or train_voices != 'all'):
-            # Number the later splits' chapters as the default train would: their paths,
-            # and the breath noise seeded by chapter, stay byte-identical for ablations.
-            default = _plan_chapters(split, in_domain[held_out:][:sizes['train']],
-                                     _speakers_by_split(seed, pico_share)[split], 1)
-            first_chapter_id = 1 + max(len(plan[split]), len(default))
+        if split == 'train':
+            # Number the later splits' chapters as train with every source, every voice
+            # and chapters of 8 would: their paths, and the breath noise seeded by chapter,
+            # stay byte-identical whatever the train flags.
+            default = len(_plan_chapters(split, in_domain[held_out:][:sizes['train']],
+                                         _speakers_by_split(seed, pico_share)[split], 1))
+            first_chapter_id = 1 + default
+    # Train chapters past that count take the ids after every other split's.
+    plan['train'][default:] = [dataclasses.replace(chapter, chapter_id=first_chapter_id + i)
+                               for i, chapter in enumerate(plan['train'][default:])]
     return plan, in_domain[held_out:]
 
 
@@ -857,7 +866,7 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
                      dev_utterances=300, test_utterances=300, dev_ood_utterances=300,
                      test_ood_utterances=300, ood_source=DEFAULT_OOD_SOURCE,
                      pico_share=DEFAULT_PICO_SHARE, train_sources=None, train_voices='all',
-                     workers=None, force=False):
+                     train_chapter_utterances=CHAPTER_UTTERANCES, workers=None, force=False):
     """Synthesize the corpus into ``out_dir``, or reuse the one already there.
 
     Parameters
@@ -882,8 +891,10 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         In-domain sources that train draws its sentences from (default: all).
     train_voices : str
         'all' (default) or 'narrow': the first demo corpus's train voices.
-        With either of these two, every split but train and the LM text are
-        byte-identical to the default corpus's: they exist for ablations.
+    train_chapter_utterances : int
+        Utterances per train chapter (8): fewer spread an hours target over more speakers.
+        With any of these three, every split but train and the LM text are
+        byte-identical to the default corpus's.
     workers : int, optional
         Synthesis processes; ``os.cpu_count()`` by default. Does not change the output.
     force : bool
@@ -916,12 +927,17 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
                          % (train_voices, ', '.join(TRAIN_VOICES)))
     if train_sources is not None:
         train_sources = sorted(set(train_sources))
+    if train_chapter_utterances < 1:
+        raise ValueError('--train_chapter_utterances must be at least 1, got %r'
+                         % (train_chapter_utterances,))
     parameters = {'seed': seed, 'train_hours': train_hours, 'train_utterances': train_utterances,
                   'dev_utterances': dev_utterances, 'test_utterances': test_utterances,
                   'dev_ood_utterances': dev_ood_utterances,
                   'test_ood_utterances': test_ood_utterances, 'ood_source': ood_source,
                   'pico_share': pico_share, 'train_sources': train_sources,
-                  'train_voices': train_voices, 'recipe_md5': _recipe_md5()}
+                  'train_voices': train_voices,
+                  'train_chapter_utterances': train_chapter_utterances,
+                  'recipe_md5': _recipe_md5()}
     out_dir = Path(out_dir)
     if not force:
         info = _reusable_corpus_info(out_dir, parameters)
@@ -941,7 +957,7 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
                      if transcript_of(s) not in source_of)
     logger.info('usable sentences: %s', ', '.join('%s %d' % (n, len(p)) for n, p in pools.items()))
     plan, lm_sentences = plan_corpus(pools, ood_source, seed, sizes, pico_share,
-                                     train_sources, train_voices)
+                                     train_sources, train_voices, train_chapter_utterances)
     staging_dir = out_dir / '.staging'
     shutil.rmtree(staging_dir, ignore_errors=True)
     splits = {}
@@ -1008,6 +1024,10 @@ def parse_args(argv=None):
                         help="train speakers: every voice (all), or the first demo corpus's "
                              '12 variants at its narrower rate and pitch, for ablations '
                              '(narrow; the other splits do not change) (default: %(default)s)')
+    parser.add_argument('--train_chapter_utterances', type=int, default=CHAPTER_UTTERANCES,
+                        help='utterances per train chapter; chapters are dealt to every '
+                             'speaker in turn, so fewer spread --train_hours over more '
+                             'speakers (the other splits do not change) (default: %(default)s)')
     parser.add_argument('--workers', type=int, default=None,
                         help='synthesis processes (default: the number of CPUs)')
     parser.add_argument('--force', action='store_true',
@@ -1027,6 +1047,7 @@ def main(argv=None):
                             test_ood_utterances=args.test_ood_utterances,
                             ood_source=args.ood_source, pico_share=args.pico_share,
                             train_sources=args.train_sources, train_voices=args.train_voices,
+                            train_chapter_utterances=args.train_chapter_utterances,
                             workers=args.workers, force=args.force)
     print('demo corpus in %s, made with seed %d in %.1f s'
           % (args.out_dir, info['parameters']['seed'], info['generation_seconds']))

@@ -366,11 +366,14 @@ def test_train_ablations_change_the_train_plan_only():
     sizes = dict(train=None, dev=6, test=6, dev_ood=6, test_ood=6)
     default, default_lm = module.plan_corpus(pools, 'dialogue', 1, sizes, pico_share=0.3)
     for flags in (dict(train_sources=['jokes']), dict(train_voices='narrow'),
-                  dict(train_sources=['docstrings', 'jokes'], train_voices='narrow')):
+                  dict(train_sources=['docstrings', 'jokes'], train_voices='narrow'),
+                  dict(train_chapter_utterances=1)):
         plan, lm = module.plan_corpus(pools, 'dialogue', 1, sizes, pico_share=0.3, **flags)
         assert lm == default_lm, flags
         for split in SPLITS[1:]:  # same texts, speakers and chapter ids
             assert plan[split] == default[split], (flags, split)
+        ids = [chapter.chapter_id for split in SPLITS for chapter in plan[split]]
+        assert len(ids) == len(set(ids)), flags
         train_texts = [text for chapter in plan['train'] for text in chapter.texts]
         sources = {text.split()[0] for text in train_texts}
         assert sources == set(flags.get('train_sources', ['docstrings', 'scripture', 'jokes']))
@@ -379,6 +382,29 @@ def test_train_ablations_change_the_train_plan_only():
         if 'train_sources' in flags:  # every sentence of the sources left after dev and test
             assert len(train_texts) == sum(
                 1 for name in flags['train_sources'] for s in pools[name] if s not in held_out)
+
+
+def test_smaller_train_chapters_reach_more_speakers_with_as_many_utterances():
+    module = load_script('data/make_demo_corpus.py')
+    # enough sentences for every train speaker to read several chapters
+    pools = {name: tuple('%s sentence %d' % (name, i) for i in range(4000))
+             for name in module.SOURCES}
+    sizes = dict(train=None, dev=6, test=6, dev_ood=6, test_ood=6)
+    plans = {size: module.plan_corpus(pools, 'dialogue', 1, sizes,
+                                      train_chapter_utterances=size)[0] for size in (8, 2)}
+    speakers = len({chapter.speaker for chapter in plans[8]['train']})
+    for size, plan in plans.items():
+        assert max(len(chapter.texts) for chapter in plan['train']) == size
+        # chapters are dealt round by round: the first round has every speaker once
+        assert len({chapter.speaker for chapter in plan['train'][:speakers]}) == speakers
+    texts = {size: sorted(t for chapter in plan['train'] for t in chapter.texts)
+             for size, plan in plans.items()}
+    assert texts[8] == texts[2]
+    # what an hours target keeps, a prefix of the chapters: 2 * speakers utterances are
+    # read by every speaker with chapters of 2, by a quarter of them with chapters of 8
+    prefix = {size: plan['train'][:2 * speakers // size] for size, plan in plans.items()}
+    assert len({chapter.speaker for chapter in prefix[2]}) == speakers
+    assert len({chapter.speaker for chapter in prefix[8]}) == speakers // 4
 
 
 def test_narrow_train_voices_are_the_first_corpus_voices_and_prosody():
@@ -416,6 +442,8 @@ def test_train_ablation_flags_are_checked():
         module.plan_corpus(pools, 'dialogue', 1, dict(sizes, train=40), train_sources=['jokes'])
     with pytest.raises(ValueError, match="--train_voices 'wide': choose one of all, narrow"):
         module.make_demo_corpus('/nonexistent', train_voices='wide')
+    with pytest.raises(ValueError, match='--train_chapter_utterances must be at least 1, got 0'):
+        module.make_demo_corpus('/nonexistent', train_chapter_utterances=0)
     result = subprocess.run([sys.executable, str(REPO_ROOT / 'data' / 'make_demo_corpus.py'),
                              '--train_voices', 'wide'], capture_output=True, text=True,
                             timeout=60)
@@ -424,10 +452,11 @@ def test_train_ablation_flags_are_checked():
 
 def test_train_ablation_corpus_keeps_every_other_file_byte_identical(demo_mirror, tmp_path):
     parameters = json.loads((demo_mirror / 'corpus_info.json').read_text())['parameters']
-    for name in ('recipe_md5', 'train_sources', 'train_voices'):
+    for name in ('recipe_md5', 'train_sources', 'train_voices', 'train_chapter_utterances'):
         del parameters[name]
     info = load_script('data/make_demo_corpus.py').make_demo_corpus(
-        tmp_path, workers=2, train_sources=['scripture'], train_voices='narrow', **parameters)
+        tmp_path, workers=2, train_sources=['scripture'], train_voices='narrow',
+        train_chapter_utterances=4, **parameters)
     ours, theirs = ((path / 'md5sum.txt').read_text().splitlines()
                     for path in (tmp_path, demo_mirror))
     assert [line for line in ours if 'train' not in line] == [
