@@ -35,7 +35,8 @@ Splits, in the LibriSpeech layout and checked by the tests:
   Dev and test stay espeak voices; ``scripts/make_engine_split.py`` measures an
   engine that no split uses (CMU Flite).
 - Ablations: ``--train_sources docstrings`` (train text from some in-domain sources
-  only) and ``--train_voices narrow`` (the first demo corpus's train voices) change
+  only), ``--train_voices narrow`` (the first demo corpus's train voices) and
+  ``--train_chapter_utterances`` (fewer: the same hours from more speakers) change
   ``train`` alone; every other file is byte-identical to the default corpus's.
 
 Output, in ``--out_dir``::
