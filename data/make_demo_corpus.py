@@ -72,6 +72,7 @@ import platform
 import random
 import re
 import shutil
+import sys
 import sysconfig
 import tarfile
 import time
@@ -927,6 +928,11 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         raise ValueError('--train_voices %r: choose one of %s'
                          % (train_voices, ', '.join(TRAIN_VOICES)))
     if train_sources is not None:
+        in_domain = sorted(set(SOURCES) - {ood_source})
+        if not train_sources or set(train_sources) - set(in_domain):
+            # Before anything in out_dir is touched: a corpus there stays reusable.
+            raise ValueError('--train_sources %s: choose among the in-domain sources %s'
+                             % (','.join(train_sources), ', '.join(in_domain)))
         train_sources = sorted(set(train_sources))
     if train_chapter_utterances < 1:
         raise ValueError('--train_chapter_utterances must be at least 1, got %r'
@@ -1040,16 +1046,20 @@ def main(argv=None):
     """Entry point: make or reuse the corpus, then print its summary."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    info = make_demo_corpus(args.out_dir, seed=args.seed, train_hours=args.train_hours,
-                            train_utterances=args.train_utterances,
-                            dev_utterances=args.dev_utterances,
-                            test_utterances=args.test_utterances,
-                            dev_ood_utterances=args.dev_ood_utterances,
-                            test_ood_utterances=args.test_ood_utterances,
-                            ood_source=args.ood_source, pico_share=args.pico_share,
-                            train_sources=args.train_sources, train_voices=args.train_voices,
-                            train_chapter_utterances=args.train_chapter_utterances,
-                            workers=args.workers, force=args.force)
+    try:
+        info = make_demo_corpus(args.out_dir, seed=args.seed, train_hours=args.train_hours,
+                                train_utterances=args.train_utterances,
+                                dev_utterances=args.dev_utterances,
+                                test_utterances=args.test_utterances,
+                                dev_ood_utterances=args.dev_ood_utterances,
+                                test_ood_utterances=args.test_ood_utterances,
+                                ood_source=args.ood_source, pico_share=args.pico_share,
+                                train_sources=args.train_sources,
+                                train_voices=args.train_voices,
+                                train_chapter_utterances=args.train_chapter_utterances,
+                                workers=args.workers, force=args.force)
+    except ValueError as error:  # a flag's value: the message names it and says why
+        sys.exit('make_demo_corpus.py: error: %s' % error)
     print('demo corpus in %s, made with seed %d in %.1f s'
           % (args.out_dir, info['parameters']['seed'], info['generation_seconds']))
     print('%-9s %7s %11s %9s %8s %7s  %s' % ('split', 'hours', 'utterances', 'speakers',

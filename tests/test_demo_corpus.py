@@ -444,10 +444,27 @@ def test_train_ablation_flags_are_checked():
         module.make_demo_corpus('/nonexistent', train_voices='wide')
     with pytest.raises(ValueError, match='--train_chapter_utterances must be at least 1, got 0'):
         module.make_demo_corpus('/nonexistent', train_chapter_utterances=0)
-    result = subprocess.run([sys.executable, str(REPO_ROOT / 'data' / 'make_demo_corpus.py'),
-                             '--train_voices', 'wide'], capture_output=True, text=True,
-                            timeout=60)
+    script = str(REPO_ROOT / 'data' / 'make_demo_corpus.py')
+    result = subprocess.run([sys.executable, script, '--train_voices', 'wide'],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "invalid choice: 'wide'" in result.stderr
+
+
+def test_a_bad_train_source_stops_before_the_corpus_is_touched(demo_mirror, tmp_path):
+    # a copy of a complete corpus: it must stay reusable
+    for path in demo_mirror.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    parameters = json.loads((tmp_path / 'corpus_info.json').read_text())['parameters']
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'data' / 'make_demo_corpus.py'),
+                             '--out_dir', str(tmp_path), '--train_utterances', '24',
+                             '--train_sources', 'docstrings,dialogue'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().endswith(
+        'make_demo_corpus.py: error: --train_sources docstrings,dialogue: choose among the '
+        'in-domain sources docstrings, jokes, scripture')
+    module = load_script('data/make_demo_corpus.py')
+    assert module._reusable_corpus_info(tmp_path, parameters) is not None
 
 
 def test_train_ablation_corpus_keeps_every_other_file_byte_identical(demo_mirror, tmp_path):
