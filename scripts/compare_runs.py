@@ -186,6 +186,7 @@ def plot(runs, splits, path):
 
 
 def main(argv=None):
+    """Entry point: read the runs, write and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('runs', nargs='+', metavar='[LABEL=]RUN_DIR')
