@@ -924,16 +924,6 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         raise ValueError('--ood_source %r: choose one of %s' % (ood_source, ', '.join(SOURCES)))
     if not 0 <= pico_share < 1:
         raise ValueError('--pico_share must be at least 0 and below 1, got %r' % (pico_share,))
-    if train_voices not in TRAIN_VOICES:
-        raise ValueError('--train_voices %r: choose one of %s'
-                         % (train_voices, ', '.join(TRAIN_VOICES)))
-    if train_sources is not None:
-        in_domain = sorted(set(SOURCES) - {ood_source})
-        if not train_sources or set(train_sources) - set(in_domain):
-            # Before anything in out_dir is touched: a corpus there stays reusable.
-            raise ValueError('--train_sources %s: choose among the in-domain sources %s'
-                             % (','.join(train_sources), ', '.join(in_domain)))
-        train_sources = sorted(set(train_sources))
     if train_chapter_utterances < 1:
         raise ValueError('--train_chapter_utterances must be at least 1, got %r'
                          % (train_chapter_utterances,))
@@ -941,7 +931,8 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
                   'dev_utterances': dev_utterances, 'test_utterances': test_utterances,
                   'dev_ood_utterances': dev_ood_utterances,
                   'test_ood_utterances': test_ood_utterances, 'ood_source': ood_source,
-                  'pico_share': pico_share, 'train_sources': train_sources,
+                  'pico_share': pico_share,
+                  'train_sources': None if train_sources is None else sorted(set(train_sources)),
                   'train_voices': train_voices,
                   'train_chapter_utterances': train_chapter_utterances,
                   'recipe_md5': _recipe_md5()}
@@ -954,17 +945,19 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
             return info
 
     start = time.monotonic()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Until the new corpus_info.json is written, nothing here counts as complete.
-    (out_dir / INFO_FILE).unlink(missing_ok=True)
     pools = {name: source_sentences(name) for name in SOURCES}
     source_of = {transcript_of(s): name for name in SOURCES for s in pools[name]
                  if name != ood_source}
     source_of.update((transcript_of(s), ood_source) for s in pools[ood_source]
                      if transcript_of(s) not in source_of)
     logger.info('usable sentences: %s', ', '.join('%s %d' % (n, len(p)) for n, p in pools.items()))
+    # Planning checks what the flags ask of the sources and voices: it comes before
+    # anything in out_dir is touched, so a corpus there stays reusable after an error.
     plan, lm_sentences = plan_corpus(pools, ood_source, seed, sizes, pico_share,
                                      train_sources, train_voices, train_chapter_utterances)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Until the new corpus_info.json is written, nothing here counts as complete.
+    (out_dir / INFO_FILE).unlink(missing_ok=True)
     staging_dir = out_dir / '.staging'
     shutil.rmtree(staging_dir, ignore_errors=True)
     splits = {}
