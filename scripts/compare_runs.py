@@ -42,25 +42,35 @@ def parse_run(text):
     return label, path
 
 
-def corpus_rates(path):
-    """CER, WER and utterances of one per-utterance results file (JSON lines)."""
-    totals = dict(char_edits=0, reference_chars=0, word_edits=0, reference_words=0)
-    utterances = 0
+COUNTS = ('char_edits', 'reference_chars', 'word_edits', 'reference_words')
+
+
+def read_results(path):
+    """The records of one per-utterance results file of evaluate.py (JSON lines)."""
+    records = []
     with open(path) as f:
         for number, line in enumerate(f, 1):
             try:
                 record = json.loads(line)
-                for key in totals:
-                    totals[key] += record[key]
-            except (ValueError, KeyError) as error:
+            except ValueError as error:
+                problem = str(error)
+            else:
+                problem = ', '.join('no %s' % key for key in COUNTS if key not in record)
+            if problem:
                 raise ValueError('%s, line %d: not a per-utterance result of evaluate.py (%s)'
-                                 % (path, number, error)) from None
-            utterances += 1
-    if not totals['reference_chars']:
+                                 % (path, number, problem))
+            records.append(record)
+    if not records:
         raise ValueError('%s: no utterances' % path)
+    return records
+
+
+def corpus_rates(records):
+    """CER, WER and utterances of per-utterance results: total edits over total length."""
+    totals = {key: sum(record[key] for record in records) for key in COUNTS}
     return dict(cer=totals['char_edits'] / totals['reference_chars'],
                 wer=totals['word_edits'] / max(totals['reference_words'], 1),
-                utterances=utterances)
+                utterances=len(records))
 
 
 def read_run(label, path):
@@ -68,9 +78,10 @@ def read_run(label, path):
     tests = {}
     for name in sorted(glob.glob(os.path.join(path, '*_greedy.jsonl'))):
         split = os.path.basename(name)[:-len('_greedy.jsonl')]
-        tests[split] = {decoder: corpus_rates(os.path.join(path, '%s_%s.jsonl' % (split, decoder)))
-                        for decoder in DECODERS
-                        if os.path.exists(os.path.join(path, '%s_%s.jsonl' % (split, decoder)))}
+        files = {decoder: os.path.join(path, '%s_%s.jsonl' % (split, decoder))
+                 for decoder in DECODERS}
+        tests[split] = {decoder: corpus_rates(read_results(file))
+                        for decoder, file in files.items() if os.path.exists(file)}
     if not tests:
         raise ValueError('%s: no <split>_greedy.jsonl; score the run first (run.sh does, or '
                          'evaluate.py --output)' % path)
@@ -100,16 +111,13 @@ def source_of_transcripts():
     return sources
 
 
-def cer_by_source(path, sources):
-    """{source: (CER, reference characters)} of one per-utterance results file."""
-    totals = {}
-    with open(path) as f:
-        for line in f:
-            record = json.loads(line)
-            source = sources.get(record['reference'], 'unknown')
-            edits, chars = totals.get(source, (0, 0))
-            totals[source] = (edits + record['char_edits'], chars + record['reference_chars'])
-    return {source: (edits / chars, chars) for source, (edits, chars) in sorted(totals.items())}
+def cer_by_source(records, sources):
+    """{source: (CER, reference characters)} of per-utterance results."""
+    by_source = {}
+    for record in records:
+        by_source.setdefault(sources.get(record['reference'], 'unknown'), []).append(record)
+    return {source: (corpus_rates(part)['cer'], sum(r['reference_chars'] for r in part))
+            for source, part in sorted(by_source.items())}
 
 
 def markdown(runs, splits, by_source=None):
@@ -204,8 +212,8 @@ def main(argv=None):
     by_source = None
     if args.by_source:
         sources = source_of_transcripts()
-        by_source = {run['label']: {split: cer_by_source(os.path.join(
-            run['path'], '%s_greedy.jsonl' % split), sources)
+        by_source = {run['label']: {split: cer_by_source(read_results(os.path.join(
+            run['path'], '%s_greedy.jsonl' % split)), sources)
             for split in splits if split in run['tests'] and 'ood' not in split}
             for run in runs}
     table = markdown(runs, splits, by_source)
