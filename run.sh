@@ -54,6 +54,7 @@ environment (defaults in brackets):
   DEMO_DEV_OOD_UTTERANCES, DEMO_TEST_OOD_UTTERANCES             out-of-domain splits [300, 300]
   DEMO_TRAIN_UTTERANCES  train size in utterances instead of hours (tests use it)
   DEMO_PICO_SHARE share of the train speakers read by SVOX Pico instead of espeak [0.1]
+  DEMO_HIBARI_SHARE  share of the train speakers read by hibari, a neural synthesizer [0.1]
   DEMO_TRAIN_SOURCES, DEMO_TRAIN_VOICES   ablations of the train split only (other splits and
                   the LM text unchanged): in-domain text sources, comma-separated [all];
                   voices: all, or narrow, the first demo corpus's [all]
@@ -198,6 +199,7 @@ if [ "$TASK" = demo ]; then
         --dev_ood_utterances "${DEMO_DEV_OOD_UTTERANCES:-300}" \
         --test_ood_utterances "${DEMO_TEST_OOD_UTTERANCES:-300}" \
         --pico_share "${DEMO_PICO_SHARE:-0.1}" --train_voices "${DEMO_TRAIN_VOICES:-all}" \
+        --hibari_share "${DEMO_HIBARI_SHARE:-0.1}" \
         --train_chapter_utterances "${DEMO_TRAIN_CHAPTER_UTTERANCES:-8}" \
         ${DEMO_TRAIN_SOURCES:+--train_sources "$DEMO_TRAIN_SOURCES"}
     stage_end

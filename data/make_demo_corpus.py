@@ -34,6 +34,11 @@ Splits, in the LibriSpeech layout and checked by the tests:
   built from recordings of people, so that the model does not learn one engine's sound.
   Dev and test stay espeak voices; ``scripts/make_engine_split.py`` measures an
   engine that no split uses (CMU Flite).
+- ``--hibari_share`` (0.1 by default, 0 for none) gives a share of the train speakers to
+  a third synthesizer, a neural one: hibari (package ``hibari-tts``, Apache 2.0), a small
+  model distilled from Kokoro-82M's ``af_heart`` voice. It ships one voice; each of
+  its speakers reads at its own tempo and is shifted in pitch and formants together
+  by resampling (a longer or shorter vocal tract), so one voice makes many speakers.
 - Ablations: ``--train_sources docstrings`` (train text from some in-domain sources
   only), ``--train_voices narrow`` (the first demo corpus's train voices) and
   ``--train_chapter_utterances`` (fewer: the same hours from more speakers) change
@@ -89,8 +94,8 @@ from gluon_ds2.progress import progress_bar
 from gluon_ds2.textnorm import verbalize
 
 __all__ = ['make_demo_corpus', 'source_sentences', 'clean_sentence', 'transcript_of',
-           'plan_corpus', 'EspeakSynthesizer', 'PicoSynthesizer', 'Speaker', 'Chapter', 'SPLITS', 'SOURCES',
-           'ACCENTS', 'VARIANTS', 'DEFAULT_OUT_DIR', 'main']
+           'plan_corpus', 'EspeakSynthesizer', 'PicoSynthesizer', 'HibariSynthesizer', 'Speaker',
+           'Chapter', 'SPLITS', 'SOURCES', 'ACCENTS', 'VARIANTS', 'DEFAULT_OUT_DIR', 'main']
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +138,15 @@ PICO_RATE_RANGE = (75, 130)   # percent of the voice's own speed
 PICO_PITCH_RANGE = (65, 135)  # percent of the voice's own pitch
 PICO_VOLUME = 70              # percent; at 100 Pico's loud vowels reach full scale
 DEFAULT_PICO_SHARE = 0.1      # of the train speakers; README: 0.1 buys more than it costs, 0.3 not
+# hibari (package hibari-tts): a third synthesizer, neural (distilled from Kokoro-82M's
+# af_heart voice, itself trained on recordings of people). One voice ships in the wheel;
+# a speaker's pitch percentage resamples its audio, which moves pitch and formants together
+# and changes the tempo by the same factor, so hibari reads at tempo / pitch to end at tempo.
+HIBARI_VOICE = 'heart'
+HIBARI_SAMPLE_RATE = 24000
+HIBARI_TEMPO_RANGE = (80, 125)   # percent of the voice's own speed
+HIBARI_PITCH_RANGE = (85, 118)   # percent: audio taken as sampled at this share of 24 kHz
+DEFAULT_HIBARI_SHARE = 0.1    # README: buys 2-3 points of CER on Flite, costs 1.5-2 on espeak
 # --train_voices narrow: the train voices of the first demo corpus (2026-11-24), for the
 # ablation that measures what the voice variety above buys. Its 12 variants (less any held
 # out for dev or test) with every accent, its rate and pitch ranges, and espeak's defaults
@@ -343,6 +357,8 @@ class Speaker:
     minute, ``pitch`` and ``pitch_range`` on espeak's 0-100 scale. ``engine``
     'pico': ``voice`` is a Pico language (``en-US``, ``en-GB``), ``rate`` and
     ``pitch`` are percentages of its own, and the other settings are unused (0).
+    ``engine`` 'hibari': ``voice`` is its voice, ``rate`` the tempo and ``pitch``
+    the pitch and formant shift, both percentages; the others are unused (0).
     """
     speaker_id: int
     voice: str
@@ -393,7 +409,30 @@ def _pico_speakers(seed, count, first_id):
             for i in range(count)]
 
 
-def _speakers_by_split(seed, pico_share=0.0, train_voices='all'):
+def _hibari_speakers(seed, count, first_id):
+    """``count`` hibari speakers, each with its own tempo and pitch."""
+    rng = random.Random('%d/hibari' % seed)
+    return [Speaker(first_id + i, HIBARI_VOICE, rate=rng.randint(*HIBARI_TEMPO_RANGE),
+                    pitch=rng.randint(*HIBARI_PITCH_RANGE), pitch_range=0, word_gap=0,
+                    intonation=0, engine='hibari')
+            for i in range(count)]
+
+
+def _mix_in(speakers, extra, share, rng):
+    """Deal ``extra`` speakers into ``speakers`` by a seeded draw weighted by ``share``, as
+    _interleave does for the text sources: any prefix holds about that share of them."""
+    merged, e, x = [], 0, 0
+    while e < len(speakers) or x < len(extra):
+        if x < len(extra) and (e == len(speakers) or rng.random() < share):
+            merged.append(extra[x])
+            x += 1
+        else:
+            merged.append(speakers[e])
+            e += 1
+    return merged
+
+
+def _speakers_by_split(seed, pico_share=0.0, train_voices='all', hibari_share=0.0):
     """Speakers of each split: held-out variants for test and dev, every other voice for train.
 
     ``test`` and ``dev`` get one speaker per reserved variant, each with an
@@ -404,6 +443,8 @@ def _speakers_by_split(seed, pico_share=0.0, train_voices='all'):
     the espeak speakers stay as they are without Pico. ``train_voices``
     'narrow' replaces the train espeak speakers by those of the first demo
     corpus (:data:`NARROW_VARIANTS`); dev and test speakers are the same either way.
+    ``hibari_share`` > 0 then mixes hibari speakers into ``train`` the same way, as
+    that share of all its speakers.
     """
     rng = random.Random('%d/voices' % seed)
     variants = list(VARIANTS)
@@ -441,21 +482,14 @@ def _speakers_by_split(seed, pico_share=0.0, train_voices='all'):
     elif train_voices != 'all':
         raise ValueError('--train_voices %r: choose one of %s'
                          % (train_voices, ', '.join(TRAIN_VOICES)))
-    if pico_share > 0:
-        espeak = speakers['train']
-        pico = _pico_speakers(seed, round(len(espeak) * pico_share / (1 - pico_share)), next_id)
-        # Deal the two lists out by a seeded draw weighted by the share, as _interleave
-        # does for the text sources.
-        rng = random.Random('%d/pico-order' % seed)
-        merged, e, p = [], 0, 0
-        while e < len(espeak) or p < len(pico):
-            if p < len(pico) and (e == len(espeak) or rng.random() < pico_share):
-                merged.append(pico[p])
-                p += 1
-            else:
-                merged.append(espeak[e])
-                e += 1
-        speakers['train'] = merged
+    for engine, share, make in (('pico', pico_share, _pico_speakers),
+                                ('hibari', hibari_share, _hibari_speakers)):
+        if share > 0:
+            train = speakers['train']
+            extra = make(seed, round(len(train) * share / (1 - share)), next_id)
+            speakers['train'] = _mix_in(train, extra, share,
+                                        random.Random('%d/%s-order' % (seed, engine)))
+            next_id += len(extra)
     speakers['test_ood'] = speakers['test']
     speakers['dev_ood'] = speakers['dev']
     return speakers
@@ -500,7 +534,8 @@ def _interleave(pools, rng):
 
 
 def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0, train_sources=None,
-                train_voices='all', train_chapter_utterances=CHAPTER_UTTERANCES):
+                train_voices='all', train_chapter_utterances=CHAPTER_UTTERANCES,
+                hibari_share=0.0):
     """Partition the sentences and the speakers into splits, and the splits into chapters.
 
     Parameters
@@ -526,6 +561,9 @@ def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0, train_sources=No
     train_chapter_utterances : int
         Utterances per train chapter: with fewer, an hours target reaches more speakers
         (chapters are dealt to every speaker in turn).
+    hibari_share : float
+        Share of the train speakers voiced by hibari; like the three above it changes
+        ``train`` alone.
 
     Returns
     -------
@@ -572,16 +610,16 @@ def plan_corpus(pools, ood_source, seed, sizes, pico_share=0.0, train_sources=No
              'train': train_pool[:sizes['train']],
              'dev_ood': ood[:sizes['dev_ood']],
              'test_ood': ood[sizes['dev_ood']:ood_needed]}
-    speakers = _speakers_by_split(seed, pico_share, train_voices)
+    speakers = _speakers_by_split(seed, pico_share, train_voices, hibari_share)
     plan, first_chapter_id = {}, 1
     for split in SPLITS:
         size = train_chapter_utterances if split == 'train' else CHAPTER_UTTERANCES
         plan[split] = _plan_chapters(split, texts[split], speakers[split], first_chapter_id, size)
         first_chapter_id += len(plan[split])
         if split == 'train':
-            # Number the later splits' chapters as train with every source, every voice
-            # and chapters of 8 would: their paths, and the breath noise seeded by chapter,
-            # stay byte-identical whatever the train flags.
+            # Number the later splits' chapters as train with every source, every voice,
+            # no hibari and chapters of 8 would: their paths, and the breath noise seeded
+            # by chapter, stay byte-identical whatever the train flags.
             default = len(_plan_chapters(split, in_domain[held_out:][:sizes['train']],
                                          _speakers_by_split(seed, pico_share)[split], 1))
             first_chapter_id = 1 + default
@@ -662,6 +700,33 @@ class EspeakSynthesizer:
         return np.concatenate(self._chunks)
 
 
+class HibariSynthesizer:
+    """hibari (package ``hibari-tts``) on one thread: int16 at 24 kHz, and the rate to read it at."""
+
+    sample_rate = HIBARI_SAMPLE_RATE
+
+    def __init__(self):
+        self._tts = None
+
+    def synthesize(self, text, speaker, seed=0):
+        """Speak ``text`` with a hibari speaker; returns (int16 samples, their rate).
+
+        hibari reads at ``rate / pitch`` of its speed; the samples are then to be
+        played at ``pitch`` percent of its 24 kHz, which raises pitch and formants by
+        that factor and brings the tempo to ``rate`` percent. ``seed`` fixes the
+        model's noise, so the same call gives the same samples.
+        """
+        if self._tts is None:
+            import hibari  # only the hibari chapters' processes need it
+            self._tts = hibari.Hibari(voice=speaker.voice, threads=1)
+        audio = self._tts(text, speed=speaker.rate / speaker.pitch, seed=seed)
+        peak = float(np.abs(audio).max()) if audio.size else 0.0
+        if peak == 0.0:
+            raise RuntimeError('hibari gave no audio for %r' % text)
+        samples = np.round(audio * (0.9 * 32767 / peak)).astype(np.int16)
+        return samples, self.sample_rate * speaker.pitch / 100
+
+
 class PicoSynthesizer:
     """SVOX Pico through the ``ttspico`` package: int16 at 16 kHz, one engine per voice."""
 
@@ -694,7 +759,7 @@ class PicoSynthesizer:
 
 
 def _finish_audio(audio, sample_rate, rng):
-    """espeak or Pico int16 -> 16 kHz int16: trimmed, resampled, padded with a seeded pause and dither."""
+    """Synthesized int16 -> 16 kHz int16: trimmed, resampled, padded with a seeded pause and dither."""
     voiced = np.flatnonzero(np.abs(audio) > SILENCE_THRESHOLD)
     speech = audio[voiced[0]:voiced[-1] + 1].astype(np.float32) * (HEADROOM / 32768)
     speech = soxr.resample(speech, sample_rate, SAMPLE_RATE)
@@ -706,15 +771,22 @@ def _finish_audio(audio, sample_rate, rng):
 
 def _synthesize_chapter(chapter, staging_dir, seed):
     """Write a chapter's FLAC files under ``staging_dir``; returns their durations in seconds."""
-    if chapter.speaker.engine == 'pico':
+    engine = chapter.speaker.engine
+    if engine == 'pico':
         synthesizer = PicoSynthesizer()
+    elif engine == 'hibari':
+        synthesizer = HibariSynthesizer()
     else:
         synthesizer = EspeakSynthesizer(rand_seed=seed * 1000003 + chapter.chapter_id)
     durations = []
     for index, text in enumerate(chapter.texts):
-        audio = synthesizer.synthesize(text, chapter.speaker)
+        if engine == 'hibari':
+            audio, rate = synthesizer.synthesize(
+                text, chapter.speaker, seed=(seed * 1000003 + chapter.chapter_id) * 1000 + index)
+        else:
+            audio, rate = synthesizer.synthesize(text, chapter.speaker), synthesizer.sample_rate
         rng = np.random.default_rng([seed, chapter.chapter_id, index])
-        samples = _finish_audio(audio, synthesizer.sample_rate, rng)
+        samples = _finish_audio(audio, rate, rng)
         path = staging_dir / chapter.audio_name(index)
         path.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(str(path), samples, SAMPLE_RATE, format='FLAC', subtype='PCM_16')
@@ -868,7 +940,8 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
                      dev_utterances=300, test_utterances=300, dev_ood_utterances=300,
                      test_ood_utterances=300, ood_source=DEFAULT_OOD_SOURCE,
                      pico_share=DEFAULT_PICO_SHARE, train_sources=None, train_voices='all',
-                     train_chapter_utterances=CHAPTER_UTTERANCES, workers=None, force=False):
+                     train_chapter_utterances=CHAPTER_UTTERANCES,
+                     hibari_share=DEFAULT_HIBARI_SHARE, workers=None, force=False):
     """Synthesize the corpus into ``out_dir``, or reuse the one already there.
 
     Parameters
@@ -895,7 +968,10 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         'all' (default) or 'narrow': the first demo corpus's train voices.
     train_chapter_utterances : int
         Utterances per train chapter (8): fewer spread an hours target over more speakers.
-        With any of these three, every split but train and the LM text are
+    hibari_share : float
+        Share of the train speakers voiced by hibari, a neural synthesizer (0 for none;
+        ``pico_share + hibari_share`` < 1).
+        With any of these four, every split but train and the LM text are
         byte-identical to the default corpus's.
     workers : int, optional
         Synthesis processes; ``os.cpu_count()`` by default. Does not change the output.
@@ -924,6 +1000,9 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         raise ValueError('--ood_source %r: choose one of %s' % (ood_source, ', '.join(SOURCES)))
     if not 0 <= pico_share < 1:
         raise ValueError('--pico_share must be at least 0 and below 1, got %r' % (pico_share,))
+    if not 0 <= hibari_share < 1 - pico_share:
+        raise ValueError('--hibari_share must be at least 0 and below 1 - --pico_share (%g), '
+                         'got %r' % (1 - pico_share, hibari_share))
     if train_chapter_utterances < 1:
         raise ValueError('--train_chapter_utterances must be at least 1, got %r'
                          % (train_chapter_utterances,))
@@ -935,6 +1014,7 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
                   'train_sources': None if train_sources is None else sorted(set(train_sources)),
                   'train_voices': train_voices,
                   'train_chapter_utterances': train_chapter_utterances,
+                  'hibari_share': hibari_share,
                   'recipe_md5': _recipe_md5()}
     out_dir = Path(out_dir)
     if not force:
@@ -954,7 +1034,8 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
     # Planning checks what the flags ask of the sources and voices: it comes before
     # anything in out_dir is touched, so a corpus there stays reusable after an error.
     plan, lm_sentences = plan_corpus(pools, ood_source, seed, sizes, pico_share,
-                                     train_sources, train_voices, train_chapter_utterances)
+                                     train_sources, train_voices, train_chapter_utterances,
+                                     hibari_share)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Until the new corpus_info.json is written, nothing here counts as complete.
     (out_dir / INFO_FILE).unlink(missing_ok=True)
@@ -991,6 +1072,8 @@ def make_demo_corpus(out_dir=DEFAULT_OUT_DIR, seed=1, train_hours=None, train_ut
         'python_version': platform.python_version(),
         'espeakng_loader_version': importlib.metadata.version('espeakng-loader'),
         'ttspico_version': (importlib.metadata.version('ttspico') if pico_share > 0 else None),
+        'hibari_tts_version': (importlib.metadata.version('hibari-tts')
+                               if hibari_share > 0 else None),
     }
     _write_atomically(out_dir / INFO_FILE, json.dumps(info, indent=1) + '\n')
     return info
@@ -1016,6 +1099,9 @@ def parse_args(argv=None):
     parser.add_argument('--pico_share', type=float, default=DEFAULT_PICO_SHARE,
                         help='share of the train speakers voiced by SVOX Pico instead of '
                              'espeak; 0: espeak only (default: %(default)s)')
+    parser.add_argument('--hibari_share', type=float, default=DEFAULT_HIBARI_SHARE,
+                        help='share of the train speakers voiced by hibari, a neural '
+                             'synthesizer (default: %(default)s)')
     parser.add_argument('--train_sources', type=lambda text: text.split(','), default=None,
                         help='comma-separated in-domain sources train draws from, for '
                              'ablations (default: all of them; the other splits and the LM '
@@ -1050,6 +1136,7 @@ def main(argv=None):
                                 train_sources=args.train_sources,
                                 train_voices=args.train_voices,
                                 train_chapter_utterances=args.train_chapter_utterances,
+                                hibari_share=args.hibari_share,
                                 workers=args.workers, force=args.force)
     except ValueError as error:  # a flag's value: the message names it and says why
         sys.exit('make_demo_corpus.py: error: %s' % error)

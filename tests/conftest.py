@@ -60,8 +60,8 @@ def evaluate_records(model, eval_data_dir, output, *flags):
 
 @pytest.fixture(scope='session')
 def demo_mirror(tmp_path_factory):
-    """A tiny corpus in the LibriSpeech release layout: 24 train utterances (3 chapters, one
-    of them read by SVOX Pico), 6 in each of dev, test, dev_ood and test_ood.
+    """A tiny corpus in the LibriSpeech release layout: 24 train utterances (24 speakers:
+    15 espeak, 5 SVOX Pico, 4 hibari), 6 in each of dev, test, dev_ood and test_ood.
 
     Returns the directory holding ``{train,dev,test,dev_ood,test_ood}.tar.gz``,
     ``lm-norm.txt.gz``, ``md5sum.txt`` and ``corpus_info.json`` (what

@@ -14,6 +14,7 @@ import espeakng_loader
 import numpy as np
 import pytest
 import soundfile
+import soxr
 
 from conftest import REPO_ROOT, load_script
 
@@ -184,6 +185,55 @@ def test_pico_rate_and_pitch_change_the_speech():
         synthesizer.synthesize(text, Speaker(1, 'en-AU', 100, 100, 0, 0, 0, 'pico'))
 
 
+def test_hibari_speakers_join_train_at_their_share_and_leave_the_others_alone():
+    module = load_script('data/make_demo_corpus.py')
+    without = module._speakers_by_split(1, 0.1)
+    mixed = module._speakers_by_split(1, 0.1, hibari_share=0.2)
+    for split in ('dev', 'test', 'dev_ood', 'test_ood'):
+        assert mixed[split] == without[split], split
+    train = mixed['train']
+    assert [s for s in train if s.engine != 'hibari'] == without['train']
+    hibari = [s for s in train if s.engine == 'hibari']
+    assert len(hibari) == round(len(without['train']) * 0.2 / 0.8)
+    for prefix in (100, 300, len(train)):
+        share = sum(s.engine == 'hibari' for s in train[:prefix]) / prefix
+        assert abs(share - 0.2) < 0.08, (prefix, share)
+    for speaker in hibari:
+        assert speaker.voice == module.HIBARI_VOICE
+        assert module.HIBARI_TEMPO_RANGE[0] <= speaker.rate <= module.HIBARI_TEMPO_RANGE[1]
+        assert module.HIBARI_PITCH_RANGE[0] <= speaker.pitch <= module.HIBARI_PITCH_RANGE[1]
+    assert len({(s.rate, s.pitch) for s in hibari}) > len(hibari) // 2
+    ids = [s.speaker_id for split in ('train', 'dev', 'test') for s in mixed[split]]
+    assert len(ids) == len(set(ids))
+
+
+def _hibari_speech(rate, pitch, seed):
+    """A hibari speaker's trimmed speech at 16 kHz, as _finish_audio plays it."""
+    module = load_script('data/make_demo_corpus.py')
+    audio, sample_rate = module.HibariSynthesizer().synthesize(
+        'the old sailor walked slowly along the harbour, looking at the boats.',
+        module.Speaker(1, 'heart', rate, pitch, 0, 0, 0, 'hibari'), seed=seed)
+    assert audio.dtype == np.int16 and 0.85 < np.abs(audio).max() / 32767 <= 0.9
+    assert sample_rate == 24000 * pitch / 100
+    voiced = np.flatnonzero(np.abs(audio) > module.SILENCE_THRESHOLD)
+    speech = audio[voiced[0]:voiced[-1] + 1].astype(np.float32) / 32768
+    return soxr.resample(speech, sample_rate, 16000)
+
+
+def test_hibari_tempo_and_pitch_change_the_speech():
+    # In child processes, as the corpus runs hibari: this process stays as other tests expect
+    # it (the espeak output of corpora made later in it was seen to change after hibari ran here).
+    jobs = [(80, 100, 0), (125, 100, 0), (100, 85, 0), (100, 118, 0), (100, 100, 3),
+            (100, 100, 3)]
+    with multiprocessing.get_context('fork').Pool(2, maxtasksperchild=1) as pool:
+        slow, fast, low, high, first, again = pool.starmap(_hibari_speech, jobs, chunksize=1)
+    assert 1.35 < len(slow) / len(fast) < 1.8   # 125 / 80 = 1.56
+    assert 12 * 0.15 < len(fast) / 16000 < 12 * 0.6   # 12 words
+    assert 0.85 < len(low) / len(high) < 1.15   # the tempo stays
+    assert 1.2 < _median_f0(high) / _median_f0(low) < 1.6   # 118 / 85 = 1.39
+    assert np.array_equal(first, again)   # the same seed, the same samples
+
+
 def test_size_flags_are_checked():
     make_demo_corpus = load_script('data/make_demo_corpus.py').make_demo_corpus
     with pytest.raises(ValueError, match='give --train_hours or --train_utterances, not both'):
@@ -196,6 +246,9 @@ def test_size_flags_are_checked():
         make_demo_corpus('unused', ood_source='novels')
     with pytest.raises(ValueError, match='--pico_share must be at least 0 and below 1, got 1.0'):
         make_demo_corpus('unused', pico_share=1.0)
+    with pytest.raises(ValueError, match=r'--hibari_share must be at least 0 and below 1 - '
+                                         r'--pico_share \(0.9\), got 0.9'):
+        make_demo_corpus('unused', pico_share=0.1, hibari_share=0.9)
 
 
 def test_tarballs_follow_the_librispeech_layout(corpus):
@@ -262,7 +315,7 @@ def test_held_out_sentences_and_voices_never_reach_train(corpus):
     speakers = {split: {transcript_id.split('-')[0] for transcript_id in transcripts}
                 for split, (_, transcripts, _) in splits.items()}
     engines = {split: {v['engine'] for v in info['splits'][split]['voices']} for split in SPLITS}
-    assert engines['train'] == {'espeak', 'pico'}  # the tiny corpus's 3 chapters hold both
+    assert engines['train'] == {'espeak', 'pico', 'hibari'}  # its 24 speakers hold all three
     for held_out in SPLITS[1:]:
         assert engines[held_out] == {'espeak'}, held_out
     train_variants = {v['voice'].split('+')[1] for v in info['splits']['train']['voices']
@@ -336,7 +389,8 @@ def test_complete_corpus_is_reused(demo_mirror):
     flags = ['--out_dir', str(demo_mirror), '--seed', str(info['parameters']['seed'])]
     for split in SPLITS:
         flags += ['--%s_utterances' % split, str(info['parameters']['%s_utterances' % split])]
-    flags += ['--pico_share', str(info['parameters']['pico_share'])]
+    flags += ['--pico_share', str(info['parameters']['pico_share']),
+              '--hibari_share', str(info['parameters']['hibari_share'])]
     result = subprocess.run([sys.executable, str(REPO_ROOT / 'data' / 'make_demo_corpus.py')]
                             + flags, capture_output=True, text=True, timeout=60, check=True)
     assert 'reusing the demo corpus in %s' % demo_mirror in result.stderr
@@ -367,7 +421,7 @@ def test_train_ablations_change_the_train_plan_only():
     default, default_lm = module.plan_corpus(pools, 'dialogue', 1, sizes, pico_share=0.3)
     for flags in (dict(train_sources=['jokes']), dict(train_voices='narrow'),
                   dict(train_sources=['docstrings', 'jokes'], train_voices='narrow'),
-                  dict(train_chapter_utterances=1)):
+                  dict(train_chapter_utterances=1), dict(hibari_share=0.2)):
         plan, lm = module.plan_corpus(pools, 'dialogue', 1, sizes, pico_share=0.3, **flags)
         assert lm == default_lm, flags
         for split in SPLITS[1:]:  # same texts, speakers and chapter ids
@@ -469,11 +523,12 @@ def test_a_bad_train_source_stops_before_the_corpus_is_touched(demo_mirror, tmp_
 
 def test_train_ablation_corpus_keeps_every_other_file_byte_identical(demo_mirror, tmp_path):
     parameters = json.loads((demo_mirror / 'corpus_info.json').read_text())['parameters']
-    for name in ('recipe_md5', 'train_sources', 'train_voices', 'train_chapter_utterances'):
+    for name in ('recipe_md5', 'train_sources', 'train_voices', 'train_chapter_utterances',
+                 'hibari_share'):
         del parameters[name]
     info = load_script('data/make_demo_corpus.py').make_demo_corpus(
         tmp_path, workers=2, train_sources=['scripture'], train_voices='narrow',
-        train_chapter_utterances=4, **parameters)
+        train_chapter_utterances=4, hibari_share=0.2, **parameters)
     ours, theirs = ((path / 'md5sum.txt').read_text().splitlines()
                     for path in (tmp_path, demo_mirror))
     assert [line for line in ours if 'train' not in line] == [
@@ -487,3 +542,15 @@ def test_train_ablation_corpus_keeps_every_other_file_byte_identical(demo_mirror
                        if v['engine'] == 'espeak'}
     assert espeak_variants <= {'m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'f1', 'f4', 'aunty',
                                'linda', 'steph'}
+    # the 24 speakers of the first round hold every engine
+    assert {v['engine'] for v in train['voices']} == {'espeak', 'pico', 'hibari'}
+    assert info['hibari_tts_version'] == '0.2.1'
+    hibari = {str(v['speaker_id']) for v in train['voices'] if v['engine'] == 'hibari'}
+    with tarfile.open(tmp_path / 'train.tar.gz') as tar:
+        names = [n for n in tar.getnames() if n.split('/')[2] in hibari]
+        transcripts = dict(line.split(' ', 1) for n in names if n.endswith('.trans.txt')
+                           for line in tar.extractfile(n).read().decode().splitlines())
+        for name in (n for n in names if n.endswith('.flac')):
+            audio, rate = soundfile.read(io.BytesIO(tar.extractfile(name).read()))
+            words = len(transcripts[name.rsplit('/', 1)[1][:-5]].split())
+            assert rate == 16000 and 0.15 * words < len(audio) / rate < 0.2 + 0.6 * words
