@@ -182,13 +182,9 @@ def test_long_file_is_cut_in_pauses(trained_model_dir, demo_manifests, tmp_path)
     paths = [p for split in ('train', 'dev', 'test')
              for p in pd.read_csv(demo_manifests[split], sep='\t').wav_filename]
     rng = np.random.default_rng(4)
-    # Pauses run from one utterance's last sample above -40 dBFS to the next one's first.
-    pieces, pauses, position, speech_end = [], [], 0, 0
+    pieces, position = [], 0
     for path in paths:
         utterance = soundfile.read(path, dtype='int16')[0]
-        loud = np.flatnonzero(np.abs(utterance) > 0.01 * 32768)
-        pauses.append((speech_end, position + loud[0]))
-        speech_end = position + loud[-1] + 1
         pause = np.zeros(int(RATE * rng.choice([0.3, 0.6, 1.0])), dtype=np.int16)
         pieces += [utterance, pause]
         position += len(utterance) + len(pause)
@@ -196,6 +192,13 @@ def test_long_file_is_cut_in_pauses(trained_model_dir, demo_manifests, tmp_path)
             break
     assert position > 120 * RATE, 'the demo corpus holds under two minutes of audio'
     samples = np.concatenate(pieces)
+    # Pauses: runs of 150 ms or more with no sample above -40 dBFS. Every gap between the
+    # utterances is one; so are the longer breaks inside some (hibari pauses at commas).
+    quiet = np.concatenate(([0], (np.abs(samples) <= 0.01 * 32768).astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(quiet))
+    pauses = [(start, end) for start, end in zip(edges[::2], edges[1::2])
+              if end - start >= 0.15 * RATE]
+    assert len(pauses) >= len(pieces) // 2 - 1
     long_file = tmp_path / 'long.wav'
     soundfile.write(long_file, samples, RATE)
 
