@@ -138,8 +138,8 @@ PICO_RATE_RANGE = (75, 130)   # percent of the voice's own speed
 PICO_PITCH_RANGE = (65, 135)  # percent of the voice's own pitch
 PICO_VOLUME = 70              # percent; at 100 Pico's loud vowels reach full scale
 DEFAULT_PICO_SHARE = 0.1      # of the train speakers; README: 0.1 buys more than it costs, 0.3 not
-# hibari (package hibari-tts): a third synthesizer, neural (distilled from Kokoro-82M's
-# af_heart voice, itself trained on recordings of people). One voice ships in the wheel;
+# hibari (package hibari-tts): a third synthesizer, a neural one (distilled from Kokoro-82M's
+# af_heart voice). One voice ships in the wheel;
 # a speaker's pitch percentage resamples its audio, which moves pitch and formants together
 # and changes the tempo by the same factor, so hibari reads at tempo / pitch to end at tempo.
 HIBARI_VOICE = 'heart'
