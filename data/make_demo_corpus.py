@@ -706,7 +706,7 @@ class HibariSynthesizer:
     sample_rate = HIBARI_SAMPLE_RATE
 
     def __init__(self):
-        self._tts = None
+        self._models = {}
 
     def synthesize(self, text, speaker, seed=0):
         """Speak ``text`` with a hibari speaker; returns (int16 samples, their rate).
@@ -716,10 +716,11 @@ class HibariSynthesizer:
         that factor and brings the tempo to ``rate`` percent. ``seed`` fixes the
         model's noise, so the same call gives the same samples.
         """
-        if self._tts is None:
+        model = self._models.get(speaker.voice)
+        if model is None:
             import hibari  # only the hibari chapters' processes need it
-            self._tts = hibari.Hibari(voice=speaker.voice, threads=1)
-        audio = self._tts(text, speed=speaker.rate / speaker.pitch, seed=seed)
+            model = self._models[speaker.voice] = hibari.Hibari(voice=speaker.voice, threads=1)
+        audio = model(text, speed=speaker.rate / speaker.pitch, seed=seed)
         peak = float(np.abs(audio).max()) if audio.size else 0.0
         if peak == 0.0:
             raise RuntimeError('hibari gave no audio for %r' % text)
