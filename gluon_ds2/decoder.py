@@ -10,13 +10,18 @@ when a model is given. Both are optional extras::
 
     pip install pyctcdecode kenlm   # kenlm builds from source: needs g++, about a minute
 
-pyctcdecode strips and collapses white space in what it returns.
+pyctcdecode strips and collapses white space in what it returns. Beam search
+is the slow part of scoring (pure Python, one utterance at a time), so a
+:class:`BeamSearchDecoder` can spread a batch's utterances over worker
+processes, each holding its own copy of the language model.
 """
+import multiprocessing
 import os
+import weakref
 
 import numpy as np
 
-__all__ = ['greedy_decode', 'greedy_decode_batch', 'BeamSearchDecoder']
+__all__ = ['greedy_decode', 'greedy_decode_batch', 'BeamSearchDecoder', 'available_cores']
 
 # KenLM binary files start with this; anything else is read as ARPA text.
 _KENLM_BINARY_MAGIC = b'mmap lm http://kheafield.com/code'
@@ -103,9 +108,15 @@ class BeamSearchDecoder:
         The LM's vocabulary, which pyctcdecode uses to penalize out-of-vocabulary
         partial words. Read from the file when ``lm_path`` is ARPA; a binary model
         does not list it, and pyctcdecode warns if it is not given.
+    processes : int
+        Worker processes that decode a batch's utterances side by side (0: one per
+        core; 1: in this process). Each loads its own copy of the LM (a KenLM binary
+        is memory-mapped, so its pages are shared); the transcripts are the same.
+        Call :meth:`close` to stop them before the decoder is collected.
     """
 
-    def __init__(self, vocab, beam_width=100, lm_path=None, alpha=0.5, beta=1.0, unigrams=None):
+    def __init__(self, vocab, beam_width=100, lm_path=None, alpha=0.5, beta=1.0, unigrams=None,
+                 processes=1):
         try:
             import pyctcdecode
         except ImportError:
@@ -126,12 +137,24 @@ class BeamSearchDecoder:
                 unigrams = load_unigram_set_from_arpa(lm_path)
         if beam_width < 1:
             raise ValueError('beam_width must be at least 1, got %r' % (beam_width,))
+        if processes is None or processes < 0:
+            raise ValueError('processes must be 0 (one per core) or more, got %r'
+                             % (processes,))
         self.vocab = vocab
         self.beam_width = beam_width
+        self.alpha, self.beta = alpha, beta
+        self.processes = processes or available_cores()
         # pyctcdecode wants one label per class: the blank is '' at its index, space is ' '.
         labels = list(vocab.tokens) + ['']
         self._decoder = pyctcdecode.build_ctcdecoder(
             labels, kenlm_model_path=lm_path, unigrams=unigrams, alpha=alpha, beta=beta)
+        self._worker_args = (labels, lm_path, unigrams and sorted(unigrams), beam_width)
+        self._pool = None
+
+    def set_weights(self, alpha, beta):
+        """New LM weight and word bonus, without loading the model again (tuning)."""
+        self.alpha, self.beta = alpha, beta
+        self._decoder.reset_params(alpha=alpha, beta=beta)
 
     def decode_batch(self, logits, output_lengths):
         """(N, T, C) logits and (N,) valid frames -> list of N transcripts."""
@@ -139,7 +162,66 @@ class BeamSearchDecoder:
         output_lengths = np.asarray(output_lengths).astype(np.int64)
         _check_logits(logits, output_lengths, self.vocab)
         log_probs = _log_softmax(logits)
-        # An utterance with no frames decodes to ''; pyctcdecode would warn on the empty array.
-        return [self._decoder.decode(utterance[:length], beam_width=self.beam_width)
-                if length else '' for utterance, length in zip(log_probs, output_lengths)]
+        utterances = [utterance[:length] for utterance, length in zip(log_probs, output_lengths)]
+        if self.processes > 1 and len(utterances) > 1:
+            tasks = [(utterance, self.alpha, self.beta) for utterance in utterances]
+            return self._worker_pool().map(_decode_in_worker, tasks, chunksize=1)
+        return [_decode_one(self._decoder, utterance, self.beam_width)
+                for utterance in utterances]
+
+    def _worker_pool(self):
+        """The worker processes, started on first use and stopped with the decoder.
+
+        They come from a fork server, as the data loader's workers do: a process
+        forked from one whose MXNet engine and OpenMP threads are running is not
+        safe to use.
+        """
+        if self._pool is None:
+            context = multiprocessing.get_context('forkserver')
+            self._pool = context.Pool(self.processes, initializer=_start_worker,
+                                      initargs=self._worker_args)
+            self._finalizer = weakref.finalize(self, self._pool.terminate)
+        return self._pool
+
+    def close(self):
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._finalizer()
+            self._pool = None
+
+
+def available_cores():
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _decode_one(decoder, log_probs, beam_width):
+    # An utterance with no frames decodes to ''; pyctcdecode would warn on the empty array.
+    return decoder.decode(log_probs, beam_width=beam_width) if len(log_probs) else ''
+
+
+_WORKER = {}
+
+
+def _start_worker(labels, lm_path, unigrams, beam_width):
+    import logging
+    import pyctcdecode
+    # The parent has shown pyctcdecode's notes on the LM once already.
+    logging.getLogger('pyctcdecode').setLevel(logging.ERROR)
+    _WORKER['decoder'] = pyctcdecode.build_ctcdecoder(labels, kenlm_model_path=lm_path,
+                                                      unigrams=unigrams)
+    _WORKER['weights'] = None
+    _WORKER['beam_width'] = beam_width
+
+
+def _decode_in_worker(task):
+    log_probs, alpha, beta = task
+    decoder = _WORKER['decoder']
+    if _WORKER['weights'] != (alpha, beta):
+        decoder.reset_params(alpha=alpha, beta=beta)
+        _WORKER['weights'] = (alpha, beta)
+    return _decode_one(decoder, log_probs, _WORKER['beam_width'])
 

@@ -75,14 +75,22 @@ def add_decoder_arguments(parser):
     group.add_argument('--lm', default=None, help='KenLM model (ARPA or binary) for beam search')
     group.add_argument('--alpha', type=float, default=0.5, help='LM weight')
     group.add_argument('--beta', type=float, default=1.0, help='word insertion bonus')
+    group.add_argument('--decode_processes', type=int, default=0,
+                       help='processes that run beam search side by side, each with its own '
+                            'copy of the LM (default 0: one per core; 1: none)')
     return parser
 
 
-def make_decoder(vocab, decoder='greedy', beam_width=32, lm=None, alpha=0.5, beta=1.0):
-    """``decode(logits, output_lengths) -> list of str`` for the chosen decoder."""
+def make_decoder(vocab, decoder='greedy', beam_width=32, lm=None, alpha=0.5, beta=1.0,
+                 processes=1):
+    """``decode(logits, output_lengths) -> list of str`` for the chosen decoder.
+
+    ``processes``: beam search's worker processes (:class:`BeamSearchDecoder`).
+    """
     if decoder == 'greedy':
         if lm:
             raise ValueError('--lm needs --decoder=beam')
         return functools.partial(greedy_decode_batch, vocab=vocab)
-    beam = BeamSearchDecoder(vocab, beam_width=beam_width, lm_path=lm, alpha=alpha, beta=beta)
+    beam = BeamSearchDecoder(vocab, beam_width=beam_width, lm_path=lm, alpha=alpha, beta=beta,
+                             processes=processes)
     return beam.decode_batch

@@ -162,7 +162,8 @@ def run(args):
     manifests = args.eval_data_dir or cfg.data.eval_data_dir
     logger.info('checkpoint %s (epoch %s, step %s); scoring %s', path, meta.get('epoch'),
                 meta.get('global_step'), manifests)
-    decode = make_decoder(vocab, args.decoder, args.beam_width, args.lm, args.alpha, args.beta)
+    decode = make_decoder(vocab, args.decoder, args.beam_width, args.lm, args.alpha, args.beta,
+                          args.decode_processes)
     accumulator, results, stats = score_manifests(net, manifests, vocab, cfg.audio, contexts,
                                                   decode, args.batch_size, args.num_workers)
     result = accumulator.result()

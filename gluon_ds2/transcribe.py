@@ -178,7 +178,8 @@ def run(args, out=sys.stdout, err=sys.stderr):
     net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
     logger.info('checkpoint %s (epoch %s, step %s)', path, meta.get('epoch'),
                 meta.get('global_step'))
-    decode = make_decoder(vocab, args.decoder, args.beam_width, args.lm, args.alpha, args.beta)
+    decode = make_decoder(vocab, args.decoder, args.beam_width, args.lm, args.alpha, args.beta,
+                          args.decode_processes)
     rate = cfg.audio.sample_rate
     failed = 0
     for audio_path in args.files:

@@ -11,8 +11,9 @@ table of corpus WER (rows alpha, columns beta) and the best pair, writes all
 results as JSON, and optionally draws a heat map of the grid.
 
 Use the best pair with ``evaluate.py``/``transcribe.py --decoder=beam --lm=...
---alpha=A --beta=B``. Each pair loads the LM again: a KenLM binary
-(``build_binary``) loads much faster than ARPA text.
+--alpha=A --beta=B``. The LM is loaded once (and once in each of the
+``--decode_processes`` workers that share the decoding); a KenLM binary
+(``build_binary``) loads faster than ARPA text.
 """
 import argparse
 import json
@@ -52,6 +53,9 @@ def parse_args(argv=None):
     parser.add_argument('--betas', type=_float_list, default=[0, 0.5, 1, 1.5, 2, 3],
                         help='word insertion bonuses to try, comma-separated')
     parser.add_argument('--beam_width', type=int, default=32)
+    parser.add_argument('--decode_processes', type=int, default=0,
+                        help='processes that run beam search side by side, each with its own '
+                             'copy of the LM (default 0: one per core; 1: none)')
     parser.add_argument('--batch_size', type=int, default=16)
     parser.add_argument('--num_gpus', type=int, default=None,
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
@@ -98,21 +102,35 @@ def compute_logits(net, entries, audio_config, vocab, contexts, batch_size, num_
     return batches, [r['reference'] for r in results], accumulator.result()
 
 
-def score_grid(batches, references, vocab, lm, alphas, betas, beam_width):
-    """Corpus WER/CER of beam search for every (alpha, beta): a list of dicts."""
+def score_grid(batches, references, vocab, lm, alphas, betas, beam_width, processes=1):
+    """Corpus WER/CER of beam search for every (alpha, beta): a list of dicts.
+
+    One decoder (and, with ``processes`` > 1, one set of worker processes) serves
+    the whole grid: the LM is loaded once and only its weights change.
+    """
+    decoder = BeamSearchDecoder(vocab, beam_width=beam_width, lm_path=lm, processes=processes)
+    # Every utterance in one call, so the workers stay busy to the end of each pair.
+    logits, lengths = _stack(batches)
     grid = []
     for alpha, beta in progress_bar([(a, b) for a in alphas for b in betas], desc='grid',
                                     unit='pair'):
-        decoder = BeamSearchDecoder(vocab, beam_width=beam_width, lm_path=lm, alpha=alpha,
-                                    beta=beta)
-        hypotheses = [h for logits, lengths in batches
-                      for h in decoder.decode_batch(logits, lengths)]
+        decoder.set_weights(alpha, beta)
+        hypotheses = decoder.decode_batch(logits, lengths)
         accumulator = ErrorRateAccumulator()
         for reference, hypothesis in zip(references, hypotheses):
             accumulator.add(reference, hypothesis)
         result = accumulator.result()
         grid.append(dict(alpha=alpha, beta=beta, wer=result['wer'], cer=result['cer']))
+    decoder.close()
     return grid
+
+
+def _stack(batches):
+    """Batches of (N, T, C) logits and (N,) lengths -> one batch, padded to the longest T."""
+    steps = max(logits.shape[1] for logits, _ in batches)
+    logits = np.concatenate([np.pad(l, ((0, 0), (0, steps - l.shape[1]), (0, 0)))
+                             for l, _ in batches])
+    return logits, np.concatenate([lengths for _, lengths in batches])
 
 
 def best_pair(grid):
@@ -179,7 +197,7 @@ def main(argv=None):
                                                  args.batch_size, args.num_workers)
     logits_seconds = time.time() - start
     grid = score_grid(batches, references, vocab, args.lm, args.alphas, args.betas,
-                      args.beam_width)
+                      args.beam_width, args.decode_processes)
     best = best_pair(grid)
     print('checkpoint %s, %d utterances of %s' % (path, len(references), manifests))
     print('greedy (no LM): WER %.4f CER %.4f' % (greedy['wer'], greedy['cer']))

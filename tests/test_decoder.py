@@ -162,3 +162,56 @@ def test_kenlm_binary_model_loads(arpa_path, tmp_path):
         decoder = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=binary_path,
                                     unigrams=given_unigrams)
         assert decoder.decode_batch(logits, [logits.shape[1]]) == ['the cat']
+
+
+def mixed_batch(seed=0):
+    """(6, T, C) logits: the ambiguous 'the ?at' twice, random frames, an empty utterance."""
+    ambiguous = ambiguous_logits()[0]
+    frames = 40
+    rng = np.random.RandomState(seed)
+    logits = rng.normal(0, 2, size=(6, frames, VOCAB.num_classes)).astype(np.float32)
+    logits[0, :len(ambiguous)] = logits[3, :len(ambiguous)] = ambiguous
+    lengths = np.array([len(ambiguous), frames, 25, len(ambiguous), 0, 31])
+    return logits, lengths
+
+
+def test_worker_processes_decode_as_one_process_does(arpa_path):
+    pytest.importorskip('pyctcdecode')
+    pytest.importorskip('kenlm')
+    logits, lengths = mixed_batch()
+    alone = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=arpa_path, alpha=0.5, beta=1.0)
+    shared = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=arpa_path, alpha=0.5, beta=1.0,
+                               processes=2)
+    try:
+        expected = alone.decode_batch(logits, lengths)
+        assert expected[0] == expected[3] == 'the cat' and expected[4] == ''
+        assert shared.decode_batch(logits, lengths) == expected
+        workers = shared._pool._pool
+        assert len(workers) == 2 and all(w.pid != os.getpid() for w in workers)
+        # New weights reach the workers: without the LM's weight the acoustics win again.
+        shared.set_weights(0.0, 0.0)
+        alone.set_weights(0.0, 0.0)
+        fresh = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=arpa_path, alpha=0.0, beta=0.0)
+        weightless = fresh.decode_batch(logits, lengths)
+        assert weightless[0] == weightless[3] == 'the kat'
+        assert shared.decode_batch(logits, lengths) == weightless
+        assert alone.decode_batch(logits, lengths) == weightless
+    finally:
+        shared.close()
+    for worker in workers:
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+    # One utterance, or a closed decoder asked again, decodes in this process (no new workers
+    # for a single file); a batch starts them again.
+    assert shared.decode_batch(logits[:1], lengths[:1]) == weightless[:1]
+    assert shared._pool is None
+    assert shared.decode_batch(logits, lengths) == weightless
+    shared.close()
+
+
+def test_processes_must_not_be_negative():
+    pytest.importorskip('pyctcdecode')
+    with pytest.raises(ValueError, match=r'processes must be 0 \(one per core\) or more, '
+                                         r'got -1'):
+        BeamSearchDecoder(VOCAB, processes=-1)
+    assert BeamSearchDecoder(VOCAB, processes=0).processes >= 1
