@@ -21,7 +21,8 @@ import weakref
 
 import numpy as np
 
-__all__ = ['greedy_decode', 'greedy_decode_batch', 'BeamSearchDecoder', 'available_cores']
+__all__ = ['greedy_decode', 'greedy_decode_batch', 'BeamSearchDecoder', 'auto_processes',
+           'available_cores']
 
 # KenLM binary files start with this; anything else is read as ARPA text.
 _KENLM_BINARY_MAGIC = b'mmap lm http://kheafield.com/code'
@@ -110,8 +111,10 @@ class BeamSearchDecoder:
         does not list it, and pyctcdecode warns if it is not given.
     processes : int
         Worker processes that decode a batch's utterances side by side (0: one per
-        core; 1: in this process). Each loads its own copy of the LM (a KenLM binary
-        is memory-mapped, so its pages are shared); the transcripts are the same.
+        core, fewer if copies of an ARPA model would not fit in memory:
+        :func:`auto_processes`; 1: in this process). Each loads its own copy of the LM
+        (a KenLM binary is memory-mapped, so its pages are shared); the transcripts
+        are the same.
         Call :meth:`close` to stop them before the decoder is collected.
     """
 
@@ -143,7 +146,8 @@ class BeamSearchDecoder:
         self.vocab = vocab
         self.beam_width = beam_width
         self.alpha, self.beta = alpha, beta
-        self.processes = processes or available_cores()
+        self.processes = processes or auto_processes(
+            available_cores(), _arpa_bytes(lm_path), _available_memory())
         # pyctcdecode wants one label per class: the blank is '' at its index, space is ' '.
         labels = list(vocab.tokens) + ['']
         self._decoder = pyctcdecode.build_ctcdecoder(
@@ -196,6 +200,36 @@ def available_cores():
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def auto_processes(cores, lm_bytes, available_bytes):
+    """Worker processes for beam search: one per core, as many as memory allows.
+
+    Each worker loads its own copy of an ARPA model (``lm_bytes``, 0 for none or a
+    memory-mapped binary), counted at twice the file's size; the workers may take
+    half of ``available_bytes`` (None: unknown, not limited).
+    """
+    if not lm_bytes or available_bytes is None:
+        return cores
+    return max(1, min(cores, int(available_bytes // 2 // (2 * lm_bytes))))
+
+
+def _arpa_bytes(lm_path):
+    if lm_path is None or _is_kenlm_binary(lm_path):
+        return 0
+    return os.path.getsize(lm_path)
+
+
+def _available_memory():
+    """MemAvailable from /proc/meminfo in bytes, or None where there is none."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def _decode_one(decoder, log_probs, beam_width):

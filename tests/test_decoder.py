@@ -215,3 +215,15 @@ def test_processes_must_not_be_negative():
                                          r'got -1'):
         BeamSearchDecoder(VOCAB, processes=-1)
     assert BeamSearchDecoder(VOCAB, processes=0).processes >= 1
+
+
+def test_auto_processes_keep_copies_of_an_arpa_model_within_memory():
+    from gluon_ds2.decoder import auto_processes
+    gib = 1 << 30
+    assert auto_processes(8, 0, 1 * gib) == 8            # no LM, or a memory-mapped binary
+    assert auto_processes(8, 100 << 20, None) == 8       # memory unknown
+    assert auto_processes(8, 100 << 20, 64 * gib) == 8
+    # A 2 GiB ARPA counts 4 GiB a copy; half of 24 GiB holds 3 of them.
+    assert auto_processes(8, 2 * gib, 24 * gib) == 3
+    assert auto_processes(2, 2 * gib, 24 * gib) == 2
+    assert auto_processes(8, 20 * gib, 24 * gib) == 1    # never fewer than one
