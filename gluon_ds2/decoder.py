@@ -184,14 +184,21 @@ class BeamSearchDecoder:
             context = multiprocessing.get_context('forkserver')
             self._pool = context.Pool(self.processes, initializer=_start_worker,
                                       initargs=self._worker_args)
-            self._finalizer = weakref.finalize(self, self._pool.terminate)
+            self._finalizer = weakref.finalize(self, _stop_pool, self._pool)
         return self._pool
 
     def close(self):
-        """Stop the worker processes, if any were started."""
+        """Stop the worker processes, if any were started (they finish their task first)."""
         if self._pool is not None:
             self._finalizer()
             self._pool = None
+
+
+def _stop_pool(pool):
+    # Not Pool.terminate: it takes the task queue's lock for good, and a worker that
+    # wanted it, or its stop signal, would wait for ever if it ignored SIGTERM.
+    pool.close()
+    pool.join()
 
 
 def available_cores():
@@ -242,7 +249,12 @@ _WORKER = {}
 
 def _start_worker(labels, lm_path, unigrams, beam_width):
     import logging
+    import signal
+
     import pyctcdecode
+    # The fork server is shared with the data loader, whose workers must ignore SIGTERM
+    # (gluon_ds2.batchify); these may die of it (Pool.terminate).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The parent has shown pyctcdecode's notes on the LM once already.
     logging.getLogger('pyctcdecode').setLevel(logging.ERROR)
     _WORKER['decoder'] = pyctcdecode.build_ctcdecoder(labels, kenlm_model_path=lm_path,

@@ -1,8 +1,10 @@
 """Greedy decoding on hand-built logits; beam search against greedy and with a KenLM model."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -227,3 +229,43 @@ def test_auto_processes_keep_copies_of_an_arpa_model_within_memory():
     assert auto_processes(8, 2 * gib, 24 * gib) == 3
     assert auto_processes(2, 2 * gib, 24 * gib) == 2
     assert auto_processes(8, 20 * gib, 24 * gib) == 1    # never fewer than one
+
+
+def _ignores_sigterm(pid):
+    with open('/proc/%d/status' % pid) as f:
+        ignored = next(int(line.split()[1], 16) for line in f if line.startswith('SigIgn:'))
+    return bool(ignored & (1 << (signal.SIGTERM - 1)))
+
+
+def _finishes(call, seconds=60):
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/status'), reason='reads /proc')
+def test_workers_stop_after_the_loaders_fork_server_started_first(arpa_path):
+    """The process has one fork server; started by a data loader, it ignores SIGTERM.
+
+    run.sh's evaluate.py once hung for good at exit: Pool.terminate sent SIGTERM to
+    workers that had inherited its being ignored, and took the queue lock one of them
+    waited for.
+    """
+    pytest.importorskip('pyctcdecode')
+    pytest.importorskip('kenlm')
+    from gluon_ds2.batchify import worker_context
+    worker_context()
+    logits, lengths = mixed_batch()
+    expected = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=arpa_path).decode_batch(
+        logits, lengths)
+    for stop in ('close', 'terminate'):
+        decoder = BeamSearchDecoder(VOCAB, beam_width=16, lm_path=arpa_path, processes=2)
+        assert decoder.decode_batch(logits, lengths) == expected
+        workers = list(decoder._pool._pool)
+        assert not any(_ignores_sigterm(w.pid) for w in workers)
+        assert _finishes(decoder.close if stop == 'close' else decoder._pool.terminate), stop
+        for worker in workers:
+            worker.join(timeout=10)
+            assert not worker.is_alive(), stop
+        decoder.close()
