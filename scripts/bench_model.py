@@ -3,9 +3,10 @@
     python scripts/bench_model.py
     python scripts/bench_model.py --sizes reference --rounds 3 --out /tmp/model_speed
 
-For the demo size (run.sh's demo model: 3 x 192 LSTM, 16 conv filters, 81 bins) and the
-reference size (5 x 800 LSTM, 32 filters, 161 bins) it times, alternating the models round by
-round:
+For the demo size (3 x 192 LSTM, 16 conv filters, 81 bins: run.sh's demo model until
+2026-12-07, which trains 4 x 144 at the same speed since; the README's tables are this size)
+and the reference size (5 x 800 LSTM, 32 filters, 161 bins) it times, alternating the models
+round by round:
 
 * ``ours``: :class:`gluon_ds2.model.DeepSpeech2`, exact on padded batches,
   hybridized as ``train.py`` hybridizes it for the training step, and as

@@ -4,8 +4,9 @@
     python scripts/bench_train_step.py --baseline_rev main --rounds 4 --steps 15
     python scripts/bench_train_step.py --pad_frames_to 32,16
 
-At the demo size and with run.sh's demo flags (3 x 192 LSTM, 16 filters, 4000 Hz, batch 8,
-speed perturbation, one DataLoader worker), in one process, alternating
+At the demo size and with run.sh's demo flags until 2026-12-07 (3 x 192 LSTM, 16 filters,
+4000 Hz, batch 8, speed perturbation, one DataLoader worker; run.sh trains 4 x 144 since, at the
+same speed), in one process, alternating
 round by round, it times:
 
 * ``train.py``: :func:`gluon_ds2.training.train_one_epoch` as ``training.run`` calls it,
