@@ -106,7 +106,7 @@ if [ "$TASK" = demo ]; then
     # 4 x 144 LSTM, batch 8, 5 epochs: batch 8 learns more per epoch than 16, and a narrower
     # model pays for the fifth epoch; four layers of 144 train as fast as three of 192 and
     # scored better on every test split (README, "The same training time, spent
-    # differently").
+    # differently" and "Deeper at the same speed").
     EPOCHS=${EPOCHS:-5}
     BATCH_SIZE=${BATCH_SIZE:-8}
     RNN_HIDDEN_SIZE=${RNN_HIDDEN_SIZE:-144}

@@ -77,7 +77,8 @@ def add_decoder_arguments(parser):
     group.add_argument('--beta', type=float, default=1.0, help='word insertion bonus')
     group.add_argument('--decode_processes', type=int, default=0,
                        help='processes that run beam search side by side, each with its own '
-                            'copy of the LM (default 0: one per core; 1: none)')
+                            'copy of the LM (default 0: one per core, fewer if copies of an ARPA '
+                            'model would not fit in memory; 1: none)')
     return parser
 
 

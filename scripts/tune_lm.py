@@ -55,7 +55,8 @@ def parse_args(argv=None):
     parser.add_argument('--beam_width', type=int, default=32)
     parser.add_argument('--decode_processes', type=int, default=0,
                         help='processes that run beam search side by side, each with its own '
-                             'copy of the LM (default 0: one per core; 1: none)')
+                             'copy of the LM (default 0: one per core, fewer if copies of an ARPA '
+                             'model would not fit in memory; 1: none)')
     parser.add_argument('--batch_size', type=int, default=16)
     parser.add_argument('--num_gpus', type=int, default=None,
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
