@@ -259,15 +259,12 @@ def _start_worker(labels, lm_path, unigrams, beam_width):
     logging.getLogger('pyctcdecode').setLevel(logging.ERROR)
     _WORKER['decoder'] = pyctcdecode.build_ctcdecoder(labels, kenlm_model_path=lm_path,
                                                       unigrams=unigrams)
-    _WORKER['weights'] = None
     _WORKER['beam_width'] = beam_width
 
 
 def _decode_in_worker(task):
     log_probs, alpha, beta = task
     decoder = _WORKER['decoder']
-    if _WORKER['weights'] != (alpha, beta):
-        decoder.reset_params(alpha=alpha, beta=beta)
-        _WORKER['weights'] = (alpha, beta)
+    decoder.reset_params(alpha=alpha, beta=beta)  # sets two attributes: no need to cache
     return _decode_one(decoder, log_probs, _WORKER['beam_width'])
 
