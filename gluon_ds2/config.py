@@ -245,6 +245,20 @@ def parse_bool(text):
     raise argparse.ArgumentTypeError('expected true or false, got %r' % (text,))
 
 
+def at_least(minimum):
+    """argparse type: an integer not below ``minimum`` (argparse names the flag in its error)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError('expected an integer, got %r' % (text,)) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError('must be at least %d, got %d' % (minimum, value))
+        return value
+    parse.__name__ = 'integer'  # argparse's fallback message says "invalid integer value"
+    return parse
+
+
 def parse_extra_eval_sets(text):
     """``--extra_eval_data_dirs`` value -> ``[(name, manifest), ...]`` in the order given.
 

@@ -11,7 +11,7 @@ import numpy as np
 from mxnet import gluon
 
 from .checkpoint import CheckpointError, load_into, read_checkpoint, read_index, resolve_checkpoint
-from .config import Config
+from .config import Config, at_least
 from .decoder import BeamSearchDecoder, greedy_decode_batch
 from .export import hybridize_for_inference
 from .model import DeepSpeech2, output_length
@@ -71,11 +71,11 @@ def add_decoder_arguments(parser):
     """The decoding flags, shared by evaluate.py and transcribe.py."""
     group = parser.add_argument_group('decoding')
     group.add_argument('--decoder', choices=('greedy', 'beam'), default='greedy')
-    group.add_argument('--beam_width', type=int, default=32)
+    group.add_argument('--beam_width', type=at_least(1), default=32)
     group.add_argument('--lm', default=None, help='KenLM model (ARPA or binary) for beam search')
     group.add_argument('--alpha', type=float, default=0.5, help='LM weight')
     group.add_argument('--beta', type=float, default=1.0, help='word insertion bonus')
-    group.add_argument('--decode_processes', type=int, default=0,
+    group.add_argument('--decode_processes', type=at_least(0), default=0,
                        help='processes that run beam search side by side, each with its own '
                             'copy of the LM (default 0: one per core, fewer if copies of an ARPA '
                             'model would not fit in memory; 1: none)')

@@ -12,6 +12,7 @@ import mxnet as mx
 
 from .atomic import atomic_write
 from .batchify import make_dataloader
+from .config import at_least
 from .dataset import SpeechDataset, load_entries
 from .devices import select_devices
 from .inference import add_decoder_arguments, load_model, make_decoder, predict
@@ -105,7 +106,7 @@ def add_arguments(parser):
     parser.add_argument('--eval_data_dir', default=None,
                         help='manifest(s) to score, comma-separated (default: the eval '
                              'manifests recorded in the checkpoint)')
-    parser.add_argument('--batch_size', type=int, default=16)
+    parser.add_argument('--batch_size', type=at_least(1), default=16)
     parser.add_argument('--num_gpus', type=int, default=None,
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
     parser.add_argument('--num_workers', type=int, default=1)

@@ -39,6 +39,7 @@ import mxnet as mx
 import numpy as np
 
 from .batchify import pad_arrays
+from .config import at_least
 from .devices import select_devices
 from .featurizer import AudioError, featurize, read_audio
 from .inference import add_decoder_arguments, load_model, make_decoder, predict
@@ -159,7 +160,7 @@ def add_arguments(parser):
                              'windows')
     parser.add_argument('--max_window_seconds', type=float, default=20.0,
                         help='longest stretch of audio the model sees at once')
-    parser.add_argument('--batch_size', type=int, default=8,
+    parser.add_argument('--batch_size', type=at_least(1), default=8,
                         help='windows per forward pass')
     parser.add_argument('--num_gpus', type=int, default=None,
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')

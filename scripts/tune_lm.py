@@ -26,6 +26,7 @@ import numpy as np
 
 from gluon_ds2.atomic import atomic_save_figure, atomic_write_text
 from gluon_ds2.batchify import make_dataloader
+from gluon_ds2.config import at_least
 from gluon_ds2.dataset import SpeechDataset, load_entries
 from gluon_ds2.decoder import BeamSearchDecoder, greedy_decode_batch
 from gluon_ds2.devices import select_devices
@@ -52,12 +53,12 @@ def parse_args(argv=None):
                         help='LM weights to try, comma-separated')
     parser.add_argument('--betas', type=_float_list, default=[0, 0.5, 1, 1.5, 2, 3],
                         help='word insertion bonuses to try, comma-separated')
-    parser.add_argument('--beam_width', type=int, default=32)
-    parser.add_argument('--decode_processes', type=int, default=0,
+    parser.add_argument('--beam_width', type=at_least(1), default=32)
+    parser.add_argument('--decode_processes', type=at_least(0), default=0,
                         help='processes that run beam search side by side, each with its own '
                              'copy of the LM (default 0: one per core, fewer if copies of an ARPA '
                              'model would not fit in memory; 1: none)')
-    parser.add_argument('--batch_size', type=int, default=16)
+    parser.add_argument('--batch_size', type=at_least(1), default=16)
     parser.add_argument('--num_gpus', type=int, default=None,
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
     parser.add_argument('--num_workers', type=int, default=1)

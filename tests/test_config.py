@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gluon_ds2.config import (Config, add_arguments, from_args, parse_bool,
+from gluon_ds2.config import (Config, add_arguments, at_least, from_args, parse_bool,
                               parse_extra_eval_sets)
 
 
@@ -95,6 +95,21 @@ def test_parse_bool():
     with pytest.raises(argparse.ArgumentTypeError) as info:
         parse_bool('2')
     assert str(info.value) == "expected true or false, got '2'"
+
+
+def test_at_least_accepts_the_minimum_and_names_what_is_wrong(capsys):
+    assert at_least(0)('0') == 0 and at_least(1)('32') == 32
+    for text, message in (('-1', 'must be at least 0, got -1'),
+                          ('two', "expected an integer, got 'two'")):
+        with pytest.raises(argparse.ArgumentTypeError) as info:
+            at_least(0)(text)
+        assert str(info.value) == message
+    parser = argparse.ArgumentParser(prog='evaluate.py')
+    parser.add_argument('--decode_processes', type=at_least(0), default=0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--decode_processes=-1'])
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        'evaluate.py: error: argument --decode_processes: must be at least 0, got -1')
 
 
 def test_extra_eval_data_dirs_name_their_manifests_in_order():

@@ -186,6 +186,17 @@ def test_unusable_checkpoint_is_a_one_line_error(model_dir, damage, message):
     assert last.startswith('evaluate.py: error: ' + message.format(path=path)), last
 
 
+@pytest.mark.parametrize('flag, message', [
+    ('--decode_processes=-1', 'argument --decode_processes: must be at least 0, got -1'),
+    ('--beam_width=0', 'argument --beam_width: must be at least 1, got 0'),
+    ('--batch_size=0', 'argument --batch_size: must be at least 1, got 0')])
+def test_decoding_counts_below_their_minimum_are_errors_naming_the_flag(model_dir, flag,
+                                                                        message):
+    result = evaluate(model_dir, '--decoder=beam', flag)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == 'evaluate.py: error: ' + message
+
+
 def test_model_dir_without_checkpoints_and_missing_manifest_are_one_line_errors(model_dir,
                                                                                  tmp_path):
     empty = tmp_path / 'empty'
