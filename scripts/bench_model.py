@@ -21,10 +21,13 @@ utterances, and inference (forward only) on 1 and on 8 utterances, all of
 ``--seconds`` seconds of noise (the arithmetic does not depend on what is said),
 with 14 label characters per second, about the rate of read speech.
 
-It also measures the float32 sgemm rate in the same process (once per round)
-and counts each configuration's model FLOPs (:func:`gluon_ds2.model.forward_flops`;
-a training step counts 3 x forward). ``ours / plain`` is the time ratio, and
-``of sgemm`` is model FLOPs / time / sgemm rate: how much of the machine a step uses.
+It also measures the float32 sgemm rate in the same process (once per round),
+through oneDNN as the model's kernels run (until 2026-12-07 it was OpenBLAS's
+``mx.nd.dot``, which no model operator uses and which runs SSE3 kernels on CPUs
+newer than its OpenBLAS: :func:`openblas_core`; both are recorded), and counts
+each configuration's model FLOPs (:func:`gluon_ds2.model.forward_flops`; a training
+step counts 3 x forward). ``ours / plain`` is the time ratio, and ``of sgemm`` is
+model FLOPs / time / sgemm rate: how much of the machine a step uses.
 
 Writes ``<out>.json``, ``<out>.md`` (the table), ``<out>.png`` (bar chart) and
 ``<out>_profile.txt``: for each size, the share of operator time of each operator
@@ -181,15 +184,47 @@ def make_runner(model_name, size_name, mode, batch_size, seconds):
     return run_once, flops, parameters
 
 
-def sgemm_rate(n=1024, repeats=10):
-    """float32 GFLOP/s of an n x n matrix product with this process's threads."""
+def sgemm_rate(n=1024, repeats=10, library='onednn'):
+    """float32 GFLOP/s of an n x n matrix product with this process's threads.
+
+    ``library``: ``'onednn'``, through ``FullyConnected``, the GEMM the model's dense, conv and
+    RNN kernels run on (the yardstick of the ``of sgemm`` columns); ``'openblas'``, through
+    ``mx.nd.dot``, MXNet's bundled OpenBLAS, which no operator of the model uses. On a CPU
+    newer than that OpenBLAS the two differ by up to five times (:func:`openblas_core`).
+    """
     import mxnet as mx
     a, b = mx.nd.random.uniform(shape=(n, n)), mx.nd.random.uniform(shape=(n, n))
-    mx.nd.dot(a, b).wait_to_read()
+    if library == 'onednn':
+        def product():
+            return mx.nd.FullyConnected(a, b, num_hidden=n, no_bias=True)
+    elif library == 'openblas':
+        def product():
+            return mx.nd.dot(a, b)
+    else:
+        raise ValueError('library must be onednn or openblas, got %r' % (library,))
+    product().wait_to_read()
     start = time.perf_counter()
     for _ in range(repeats):
-        mx.nd.dot(a, b).wait_to_read()
+        product().wait_to_read()
     return repeats * 2 * n ** 3 / (time.perf_counter() - start) / 1e9
+
+
+def openblas_core():
+    """The kernel family MXNet's bundled OpenBLAS chose for this CPU (e.g. 'Haswell'), or None.
+
+    The OpenBLAS in the mxnet 1.9.1 wheel has no Sapphire Rapids kernels: on a Xeon of family
+    6, model 207 it falls back to 'Prescott' (SSE3) kernels, whatever AVX-512 the CPU has.
+    """
+    import ctypes
+
+    import mxnet as mx
+    path = os.path.join(os.path.dirname(mx.__file__), 'libopenblas.so.0')
+    try:
+        corename = ctypes.CDLL(path).openblas_get_corename
+    except (OSError, AttributeError):
+        return None
+    corename.restype = ctypes.c_char_p
+    return corename().decode()
 
 
 def operator_shares(stats_json):
@@ -229,7 +264,7 @@ def profile(run_once, steps, size_name):
     return '\n'.join(lines) + '\n\n' + table
 
 
-def markdown(rows, sgemm, args):
+def markdown(rows, sgemm, args, openblas=None, core=None):
     lines = ['| size | mode | batch | ours s | plain s | ours / plain | ours audio s/s | '
              'model GFLOP | ours of sgemm | plain of sgemm | sgemm GFLOP/s |',
              '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
@@ -239,8 +274,12 @@ def markdown(rows, sgemm, args):
                         r['ours_over_plain'], r['ours_audio_s_per_s'], r['gflop'],
                         100 * r['ours_of_sgemm'], 100 * r['plain_of_sgemm'], r['sgemm_gflops']))
     lines += ['', 'Median of %d alternated rounds after two warm-up calls each; %.0f s utterances; '
-              'sgemm measured in every round (median %.0f GFLOP/s, %d threads); %d CPU cores.'
+              'sgemm (oneDNN, FullyConnected 1024^3) measured in every round (median %.0f '
+              'GFLOP/s, %d threads); %d CPU cores.'
               % (args.rounds, args.seconds, sgemm, args.threads, os.cpu_count())]
+    if openblas is not None:
+        lines.append("MXNet's OpenBLAS (mx.nd.dot, not used by the model): median %.0f "
+                     'GFLOP/s, kernels %s.' % (openblas, core or 'unknown'))
     return '\n'.join(lines) + '\n'
 
 
@@ -290,6 +329,7 @@ def main(argv=None):
           '--sizes %s --out %s' % (args.threads, args.rounds, args.seconds, args.sizes, args.out),
           flush=True)
     sgemm_rates = []  # measured in every round, so they share the rounds' load
+    openblas_rates = []
     rows = []
     for size_name in args.sizes.split(','):
         for mode, batch_size in MODES:
@@ -299,6 +339,7 @@ def main(argv=None):
             row_sgemm = []
             for _ in range(args.rounds):
                 row_sgemm.append(sgemm_rate())
+                openblas_rates.append(sgemm_rate(library='openblas'))
                 for name, (run_once, _, _) in runners.items():
                     start = time.perf_counter()
                     run_once()
@@ -333,10 +374,11 @@ def main(argv=None):
     for row in rows:
         for name in ('ours', 'plain'):
             row[name + '_of_sgemm'] = row['gflop'] / row[name + '_s'] / row['sgemm_gflops']
-    table = markdown(rows, sgemm, args)
+    table = markdown(rows, sgemm, args, statistics.median(openblas_rates), openblas_core())
     atomic_write_text(args.out + '.json', json.dumps(dict(
         command=' '.join(['python'] + sys.argv), threads=args.threads, mxnet=mx.__version__,
-        sgemm_gflops=sgemm_rates, rows=rows), indent=2) + '\n')
+        sgemm_gflops=sgemm_rates, openblas_dot_gflops=openblas_rates,
+        openblas_core=openblas_core(), rows=rows), indent=2) + '\n')
     atomic_write_text(args.out + '.md', table)
     bar_chart(rows, args.out + '.png')
     print(table)

@@ -55,6 +55,20 @@ def test_forward_flops_match_the_weights_a_forward_pass_uses(hidden, layers, fil
     assert forward_flops(cfg, bins, frames, batch, bench.NUM_CLASSES) == counted_flops(net, x)
 
 
+def test_openblas_core_is_the_kernel_family_openblas_runs():
+    """Forced with OPENBLAS_CORETYPE (read when the library loads, so in a fresh process),
+    the name read back is the forced one; both GEMM rates measure a real product."""
+    code = ('import sys; sys.path.insert(0, %r); import bench_model as b; '
+            'print(b.openblas_core(), b.sgemm_rate(256, 2) > 0, '
+            'b.sgemm_rate(256, 2, "openblas") > 0)' % str(SCRIPT.parent))
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            env=dict(os.environ, OPENBLAS_CORETYPE='Prescott'))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['Prescott', 'True', 'True']
+    with pytest.raises(ValueError, match='onednn or openblas'):
+        load_script('scripts/bench_model.py').sgemm_rate(8, 1, 'mkl')
+
+
 @pytest.mark.slow
 def test_outputs_agree_with_the_raw_timings(tmp_path):
     out = tmp_path / 'speed'
@@ -78,6 +92,8 @@ def test_outputs_agree_with_the_raw_timings(tmp_path):
             r['gflop'] / r['ours_s'] / r['sgemm_gflops'])
         assert '| demo | %s | %d | %.3f | %.3f | **%.2f** |' % (
             r['mode'], r['batch'], r['ours_s'], r['plain_s'], r['ours_over_plain']) in table
+    assert len(report['openblas_dot_gflops']) == len(report['sgemm_gflops']) == 3 * 2
+    assert 'not used by the model' in table and report['openblas_core'] in table
     assert out.with_suffix('.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     profile = open(str(out) + '_profile.txt').read()
     assert profile.startswith('2 training steps of ours, demo size\n')
