@@ -21,8 +21,9 @@ import weakref
 
 import numpy as np
 
-__all__ = ['greedy_decode', 'greedy_decode_batch', 'BeamSearchDecoder', 'auto_processes',
-           'available_cores']
+from .threads import available_cores
+
+__all__ = ['greedy_decode', 'greedy_decode_batch', 'BeamSearchDecoder', 'auto_processes']
 
 # KenLM binary files start with this; anything else is read as ARPA text.
 _KENLM_BINARY_MAGIC = b'mmap lm http://kheafield.com/code'
@@ -199,14 +200,6 @@ def _stop_pool(pool):
     # wanted it, or its stop signal, would wait for ever if it ignored SIGTERM.
     pool.close()
     pool.join()
-
-
-def available_cores():
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def auto_processes(cores, lm_bytes, available_bytes):

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-__all__ = ['default_threads', 'thread_count', 'set_thread_policy']
+__all__ = ['available_cores', 'default_threads', 'thread_count', 'set_thread_policy']
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +19,22 @@ logger = logging.getLogger(__name__)
 _USER_SETTING = os.environ.get('OMP_NUM_THREADS')
 
 
+def available_cores():
+    """Cores this process may run on: its CPU affinity, not every core of the host.
+
+    A batch scheduler (Slurm, a container's cpuset, ``taskset``) that gives a job 8 of a
+    node's 64 cores leaves ``os.cpu_count()`` at 64; 64 OpenMP threads on 8 cores would
+    each get an eighth of one.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_threads(num_workers, cpu_count, processes_per_host=1):
-    """This host's cores shared by its processes (horovodrun starts one per device).
+    """``cpu_count`` cores (:func:`available_cores`) shared by this host's processes
+    (horovodrun starts one per device).
 
     DataLoader workers get one core between them out of the share when there
     are cores to spare.
@@ -45,7 +59,7 @@ def set_thread_policy(num_threads=None, num_workers=0):
 
     Has no effect on an MXNet already imported, which is logged.
     """
-    threads = thread_count(num_threads, _USER_SETTING, num_workers, os.cpu_count() or 1,
+    threads = thread_count(num_threads, _USER_SETTING, num_workers, available_cores(),
                            int(os.environ.get('HOROVOD_LOCAL_SIZE', 1)))
     if 'mxnet' in sys.modules and os.environ.get('OMP_NUM_THREADS') != str(threads):
         logger.warning('MXNet was imported before gluon_ds2 set OMP_NUM_THREADS=%d; it keeps '
