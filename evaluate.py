@@ -4,6 +4,8 @@
     python evaluate.py runs/demo/ckpt-00001200.ckpt \\
         --eval_data_dir=data/demo_data/test/LibriSpeech/test.csv
     python evaluate.py runs/demo --decoder=beam --lm=runs/demo/lm.arpa --alpha=0.5 --beta=1.0
+    python evaluate.py runs/demo --decoder=greedy,beam --lm=runs/demo/lm.arpa \\
+        --output=greedy.jsonl,beam.jsonl            # both on the same forward passes
 """
 import argparse
 import logging
@@ -17,12 +19,15 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)
     try:
-        result, stats, output, report = scoring.run(args)
+        reports = scoring.run(args)
     except (ValueError, RuntimeError, OSError) as err:  # OSError: e.g. a missing manifest
         print('evaluate.py: error: %s' % err, file=sys.stderr)
         return 1
-    print(report)
-    print('per-utterance results: %s' % output)
+    for name, _, _, output, report in reports:
+        if len(reports) > 1:
+            print('decoder           %s' % scoring.describe_decoder(args, name))
+        print(report)
+        print('per-utterance results: %s' % output)
     return 0
 
 

@@ -322,12 +322,15 @@ evaluate() {
     "$PY" evaluate.py "$MODEL_DIR" --eval_data_dir="$DATA_DIR/$split/LibriSpeech/$split.csv" \
         "$@" | tee -a "$REPORT"
 }
+# Greedy and beam search + LM decode the same forward passes, in one evaluate.py each split.
 for SPLIT in $TEST_SPLITS; do
-    evaluate greedy "$SPLIT" --worst 3 --output "$MODEL_DIR/${SPLIT}_greedy.jsonl"
     if [ -n "$LM" ]; then
-        evaluate "beam search (width 32) + $LM_ORDER-gram LM from $LM_SOURCE, alpha $ALPHA beta \
-$BETA (tuned on dev)" "$SPLIT" --decoder beam --beam_width 32 --lm "$LM" --alpha "$ALPHA" \
-            --beta "$BETA" --worst 0 --output "$MODEL_DIR/${SPLIT}_lm.jsonl"
+        evaluate "greedy, and beam search (width 32) + $LM_ORDER-gram LM from $LM_SOURCE, alpha \
+$ALPHA beta $BETA (tuned on dev)" "$SPLIT" --decoder greedy,beam --beam_width 32 --lm "$LM" \
+            --alpha "$ALPHA" --beta "$BETA" --worst 3 \
+            --output "$MODEL_DIR/${SPLIT}_greedy.jsonl,$MODEL_DIR/${SPLIT}_lm.jsonl"
+    else
+        evaluate greedy "$SPLIT" --worst 3 --output "$MODEL_DIR/${SPLIT}_greedy.jsonl"
     fi
 done
 [ -n "$LM" ] || echo "(beam search skipped: pip install pyctcdecode kenlm)" | tee -a "$REPORT"

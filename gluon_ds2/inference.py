@@ -4,6 +4,7 @@ The one loading path of ``evaluate.py``, ``transcribe.py``, model export and
 the LM tuning script: the checkpoint's config and vocabulary rebuild the model,
 so none of them takes model flags. Training predicts with :func:`predict` too.
 """
+import argparse
 import functools
 import os
 
@@ -67,10 +68,34 @@ def predict(net, features, feature_lengths, contexts):
     return logits, output_length(feature_lengths.asnumpy().astype(np.int64))
 
 
-def add_decoder_arguments(parser):
-    """The decoding flags, shared by evaluate.py and transcribe.py."""
+DECODERS = ('greedy', 'beam')
+
+
+def decoder_list(text):
+    """``--decoder`` of evaluate.py: one decoder or several, comma-separated, in order."""
+    names = [name.strip() for name in str(text).split(',')]
+    unknown = [name for name in names if name not in DECODERS]
+    if unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            'expected %s, or both comma-separated, each once; got %r'
+            % (' or '.join(DECODERS), text))
+    return names
+
+
+def add_decoder_arguments(parser, several=False):
+    """The decoding flags, shared by evaluate.py and transcribe.py.
+
+    ``several``: ``--decoder`` takes a comma-separated list (evaluate.py scores each on the
+    same forward passes); its value is then a list.
+    """
     group = parser.add_argument_group('decoding')
-    group.add_argument('--decoder', choices=('greedy', 'beam'), default='greedy')
+    if several:
+        group.add_argument('--decoder', type=decoder_list, default=['greedy'],
+                           help='greedy, beam, or greedy,beam: both on the same forward '
+                                'passes, one report and one results file each (default: '
+                                'greedy)')
+    else:
+        group.add_argument('--decoder', choices=DECODERS, default='greedy')
     group.add_argument('--beam_width', type=at_least(1), default=32)
     group.add_argument('--lm', default=None, help='KenLM model (ARPA or binary) for beam search')
     group.add_argument('--alpha', type=float, default=0.5, help='LM weight')

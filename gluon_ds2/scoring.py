@@ -23,8 +23,8 @@ from .sampler import sorted_batches
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['evaluate', 'score_manifests', 'write_results', 'format_report', 'add_arguments',
-           'run']
+__all__ = ['evaluate', 'evaluate_decoders', 'score_manifests', 'score_decoders',
+           'write_results', 'format_report', 'add_arguments', 'run']
 
 
 def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
@@ -51,8 +51,21 @@ def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
     stats : dict
         ``skipped`` (unreadable files), ``audio_seconds``, ``decode_seconds``.
     """
-    accumulator = ErrorRateAccumulator()
-    results, skipped = [], 0
+    return evaluate_decoders(net, loader, batches, entries, contexts, {None: decode},
+                             progress)[None]
+
+
+def evaluate_decoders(net, loader, batches, entries, contexts, decoders, progress=True):
+    """:func:`evaluate` for several decoders at once, on one forward pass per batch.
+
+    ``decoders`` maps names to ``decode`` callables; returns ``{name: (accumulator, results,
+    stats)}``. Each ``stats['decode_seconds']`` is the time the loading and forward passes
+    took plus that decoder's own.
+    """
+    accumulators = {name: ErrorRateAccumulator() for name in decoders}
+    results = {name: [] for name in decoders}
+    own_seconds = dict.fromkeys(decoders, 0.0)
+    skipped = 0
     audio_seconds = 0.0
     start = time.time()
     bar = progress_bar(total=sum(len(b) for b in batches), desc='evaluating', unit='utt',
@@ -65,17 +78,25 @@ def evaluate(net, loader, batches, entries, contexts, decode, progress=True):
         bad = {item.wav_filename for item in skipped_items}
         indices = [i for i in indices if entries[i]['wav_filename'] not in bad]
         logits, output_lengths = predict(net, features, feature_lengths, contexts)
-        for index, hypothesis in zip(indices, decode(logits, output_lengths)):
-            entry = entries[index]
-            reference = entry['transcript']
-            counts = accumulator.add(reference, hypothesis)
-            audio_seconds += entry['duration']
-            results.append(dict(wav_filename=entry['wav_filename'], duration=entry['duration'],
-                                reference=reference, hypothesis=hypothesis, **counts))
+        audio_seconds += sum(entries[i]['duration'] for i in indices)
+        for name, decode in decoders.items():
+            decode_start = time.time()
+            hypotheses = decode(logits, output_lengths)
+            own_seconds[name] += time.time() - decode_start
+            for index, hypothesis in zip(indices, hypotheses):
+                entry = entries[index]
+                reference = entry['transcript']
+                counts = accumulators[name].add(reference, hypothesis)
+                results[name].append(dict(
+                    wav_filename=entry['wav_filename'], duration=entry['duration'],
+                    reference=reference, hypothesis=hypothesis, **counts))
     mx.nd.waitall()
     bar.close()
-    return accumulator, results, dict(skipped=skipped, audio_seconds=audio_seconds,
-                                      decode_seconds=time.time() - start)
+    shared_seconds = time.time() - start - sum(own_seconds.values())
+    return {name: (accumulators[name], results[name],
+                   dict(skipped=skipped, audio_seconds=audio_seconds,
+                        decode_seconds=shared_seconds + own_seconds[name]))
+            for name in decoders}
 
 
 def score_manifests(net, manifests, vocab, audio_config, contexts, decode, batch_size,
@@ -87,14 +108,23 @@ def score_manifests(net, manifests, vocab, audio_config, contexts, decode, batch
     (accumulator, results, stats) as :func:`evaluate`; ``stats['dropped']`` counts the rows
     that could not be scored (:func:`~gluon_ds2.dataset.load_entries`).
     """
+    return score_decoders(net, manifests, vocab, audio_config, contexts, {None: decode},
+                          batch_size, num_workers)[None]
+
+
+def score_decoders(net, manifests, vocab, audio_config, contexts, decoders, batch_size,
+                   num_workers=0):
+    """:func:`score_manifests` for several decoders on one forward pass per batch
+    (:func:`evaluate_decoders`); returns ``{name: (accumulator, results, stats)}``."""
     entries, dropped = load_entries(manifests, vocab, audio_config)
     if dropped:
         logger.warning('not scored: %s', dict(dropped))
     dataset = SpeechDataset(entries, audio_config, on_error='skip')
     batches = sorted_batches(dataset.lengths, batch_size)
     loader = make_dataloader(dataset, batches, num_workers=num_workers)
-    accumulator, results, stats = evaluate(net, loader, batches, entries, contexts, decode)
-    return accumulator, results, dict(stats, dropped=dict(dropped))
+    scored = evaluate_decoders(net, loader, batches, entries, contexts, decoders)
+    return {name: (accumulator, results, dict(stats, dropped=dict(dropped)))
+            for name, (accumulator, results, stats) in scored.items()}
 
 
 def add_arguments(parser):
@@ -111,10 +141,12 @@ def add_arguments(parser):
                         help='0 = CPU, -1 = all GPUs (default: 1 if a GPU is visible)')
     parser.add_argument('--num_workers', type=int, default=1)
     add_dtype_argument(parser)
-    add_decoder_arguments(parser)
+    add_decoder_arguments(parser, several=True)
     parser.add_argument('--output', default=None,
-                        help='per-utterance results, .jsonl or .csv (default: '
-                             '<model_dir>/eval/<checkpoint>-<manifest>.jsonl)')
+                        help='per-utterance results, .jsonl or .csv; with several decoders, '
+                             'one path each, comma-separated in --decoder\'s order (default: '
+                             '<model_dir>/eval/<checkpoint>-<manifest>.jsonl, with '
+                             '-<decoder> before .jsonl when there are several)')
     parser.add_argument('--worst', type=int, default=10,
                         help='how many of the worst utterances to print')
     return parser
@@ -155,24 +187,61 @@ def format_report(result, stats, worst):
     return '\n'.join(lines)
 
 
+def describe_decoder(args, name):
+    """One line naming a decoder and its settings, for the report."""
+    if name == 'greedy':
+        return 'greedy'
+    return 'beam search (width %d)%s' % (args.beam_width, ', LM %s, alpha %g, beta %g' % (
+        args.lm, args.alpha, args.beta) if args.lm else ', no LM')
+
+
+def output_paths(args, names, checkpoint_path, manifests):
+    """Where each decoder's per-utterance results go (``--output``, or the default)."""
+    if args.output:
+        paths = [path.strip() for path in args.output.split(',')]
+        if len(paths) != len(names):
+            raise ValueError('--output names %d file(s) for %d decoder(s) (%s): give one path '
+                             'per decoder, comma-separated in the same order'
+                             % (len(paths), len(names), ','.join(names)))
+        return dict(zip(names, paths))
+    stem = os.path.join(os.path.dirname(checkpoint_path), 'eval', '%s-%s' % (
+        os.path.splitext(os.path.basename(checkpoint_path))[0],
+        '+'.join(os.path.splitext(os.path.basename(m))[0] for m in str(manifests).split(','))))
+    if len(names) == 1:
+        return {names[0]: stem + '.jsonl'}
+    return {name: '%s-%s.jsonl' % (stem, name) for name in names}
+
+
 def run(args):
-    """Evaluate a checkpoint as ``evaluate.py`` was asked; returns (result, stats, output path)."""
+    """Evaluate a checkpoint as ``evaluate.py`` was asked.
+
+    Returns a list with one ``(decoder, result, stats, output path, report)`` per decoder of
+    ``args.decoder`` (a list of names, or one name), in its order; the decoders share the
+    forward passes.
+    """
+    names = [args.decoder] if isinstance(args.decoder, str) else list(args.decoder)
+    if args.lm and 'beam' not in names:
+        raise ValueError('--lm needs --decoder=beam')
+    if args.output:
+        output_paths(args, names, None, None)  # the count, before the model loads
     contexts = select_devices(num_gpus=args.num_gpus)
     setup_precision(args.dtype, contexts)  # before the model is built
     net, cfg, vocab, meta, path = load_model(args.checkpoint, contexts, which=args.which)
     manifests = args.eval_data_dir or cfg.data.eval_data_dir
+    outputs = output_paths(args, names, path, manifests)
     logger.info('checkpoint %s (epoch %s, step %s); scoring %s', path, meta.get('epoch'),
                 meta.get('global_step'), manifests)
-    decode = make_decoder(vocab, args.decoder, args.beam_width, args.lm, args.alpha, args.beta,
-                          args.decode_processes)
-    accumulator, results, stats = score_manifests(net, manifests, vocab, cfg.audio, contexts,
-                                                  decode, args.batch_size, args.num_workers)
-    result = accumulator.result()
-    output = args.output or os.path.join(
-        os.path.dirname(path), 'eval', '%s-%s.jsonl' % (
-            os.path.splitext(os.path.basename(path))[0],
-            '+'.join(os.path.splitext(os.path.basename(m))[0]
-                     for m in str(manifests).split(','))))
-    write_results(results, output)
-    worst = sorted(results, key=lambda r: (-r['word_edits'], -r['char_edits']))[:args.worst]
-    return result, stats, output, format_report(result, stats, worst)
+    decoders = {name: make_decoder(vocab, name, args.beam_width,
+                                   args.lm if name == 'beam' else None, args.alpha, args.beta,
+                                   args.decode_processes)
+                for name in names}
+    scored = score_decoders(net, manifests, vocab, cfg.audio, contexts, decoders,
+                            args.batch_size, args.num_workers)
+    reports = []
+    for name in names:
+        accumulator, results, stats = scored[name]
+        result = accumulator.result()
+        write_results(results, outputs[name])
+        worst = sorted(results, key=lambda r: (-r['word_edits'], -r['char_edits']))[:args.worst]
+        reports.append((name, result, stats, outputs[name], format_report(result, stats, worst)))
+    return reports

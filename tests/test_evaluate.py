@@ -186,6 +186,63 @@ def test_unusable_checkpoint_is_a_one_line_error(model_dir, damage, message):
     assert last.startswith('evaluate.py: error: ' + message.format(path=path)), last
 
 
+def test_greedy_and_beam_in_one_run_equal_two_separate_runs(model_dir, demo_manifests,
+                                                             tmp_path):
+    """``--decoder=greedy,beam`` decodes the same forward passes twice: each results file and
+    report equals what a run with that decoder alone gives."""
+    pytest.importorskip('pyctcdecode')
+    import pandas as pd
+
+    from gluon_ds2.lm import write_arpa
+    lm = tmp_path / 'train.arpa'
+    write_arpa(pd.read_csv(demo_manifests['train'], sep='\t').transcript, str(lm), order=3)
+    common = ['--eval_data_dir=%s' % demo_manifests['test'], '--num_workers=0', '--worst=2',
+              '--beam_width=8', '--lm=%s' % lm, '--alpha=0.5', '--beta=1']
+    both = evaluate(model_dir, *common, '--decoder=greedy,beam',
+                    '--output=%s,%s' % (tmp_path / 'g.jsonl', tmp_path / 'b.jsonl'))
+    assert both.returncode == 0, both.stderr
+    assert both.stderr.count('INFO checkpoint ') == 1  # one model, one pass over the data
+    sections = both.stdout.split('decoder           ')[1:]
+    assert [s.splitlines()[0] for s in sections] == [
+        'greedy', 'beam search (width 8), LM %s, alpha 0.5, beta 1' % lm]
+    for name, section, alone_flags in (
+            ('g', sections[0], ['--decoder=greedy', '--lm=']),
+            ('b', sections[1], ['--decoder=beam'])):
+        output = tmp_path / ('%s_alone.jsonl' % name)
+        alone = evaluate(model_dir, *common, *alone_flags, '--output=%s' % output)
+        assert alone.returncode == 0, alone.stderr
+        assert read_results(tmp_path / ('%s.jsonl' % name)) == read_results(output)
+        drop_timing = re.compile(r'^decode time .*$|^per-utterance results: .*$', re.M)
+        assert drop_timing.sub('', section.split('\n', 1)[1]).strip() == \
+            drop_timing.sub('', alone.stdout).strip()
+    # Beam search with an LM differs from greedy on this model, so the two files are not one
+    # decoder's output written twice.
+    assert read_results(tmp_path / 'g.jsonl') != read_results(tmp_path / 'b.jsonl')
+
+
+def test_several_decoders_name_their_default_files_and_need_one_output_each(model_dir,
+                                                                            tmp_path):
+    result = evaluate(model_dir, '--decoder=greedy,beam', '--num_workers=0', '--beam_width=4')
+    assert result.returncode == 0, result.stderr
+    written = re.findall(r'^per-utterance results: (\S+)$', result.stdout, re.M)
+    stem = os.path.join(str(model_dir), 'eval', os.path.basename(
+        scored_checkpoint(result.stderr))[:-len('.ckpt')] + '-dev')
+    assert written == [stem + '-greedy.jsonl', stem + '-beam.jsonl']
+    assert all(os.path.exists(p) for p in written)
+
+    result = evaluate(model_dir, '--decoder=greedy,beam', '--output=%s' % (tmp_path / 'one.jsonl'))
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        'evaluate.py: error: --output names 1 file(s) for 2 decoder(s) (greedy,beam): give one '
+        'path per decoder, comma-separated in the same order')
+    for value in ('greedy,greedy', 'beam,viterbi'):
+        result = evaluate(model_dir, '--decoder=%s' % value)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == (
+            "evaluate.py: error: argument --decoder: expected greedy or beam, or both "
+            "comma-separated, each once; got %r" % value)
+
+
 @pytest.mark.parametrize('flag, message', [
     ('--decode_processes=-1', 'argument --decode_processes: must be at least 0, got -1'),
     ('--beam_width=0', 'argument --beam_width: must be at least 1, got 0'),
