@@ -169,7 +169,9 @@ def write_manifest(rows, path):
     The file is written to a temporary name, synced and renamed over ``path``
     (:func:`~gluon_ds2.atomic.atomic_write_text`), so readers see the old file
     or the new one, never a part. The same rows give a byte-identical file: UTF-8, ``\\n`` line
-    endings, rows in the order given.
+    endings, rows in the order given. A file that already holds exactly these rows is left
+    alone, modification time included, so what is made from it (run.sh's Flite splits) is
+    not thought out of date.
 
     Parameters
     ----------
@@ -186,8 +188,15 @@ def write_manifest(rows, path):
             raise ValueError('cannot write manifest %s: the frame lacks columns %s'
                              % (path, ', '.join(missing)))
         rows = rows[list(MANIFEST_COLUMNS)].itertuples(index=False, name=None)
-    atomic_write_text(path, itertools.chain(['\t'.join(MANIFEST_COLUMNS) + '\n'],
-                                            _manifest_lines(rows, path)))
+    text = ''.join(itertools.chain(['\t'.join(MANIFEST_COLUMNS) + '\n'],
+                                   _manifest_lines(rows, path)))
+    try:
+        with open(path, encoding='utf-8', newline='') as f:
+            if f.read() == text:
+                return  # unchanged: leave the file, and its modification time, as they are
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
 
 
 def wav_duration(path):

@@ -62,6 +62,24 @@ def test_write_is_deterministic_atomic_and_uses_newlines(tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == ['first.csv', 'second.csv']
 
 
+def test_rewriting_the_same_rows_leaves_the_file_and_its_time(tmp_path):
+    """What is made from a manifest (run.sh's Flite splits, by modification time) stays up to
+    date when the manifest is written again unchanged; a change is written."""
+    path = str(tmp_path / 'split.csv')
+    rows = [('/data/b.wav', 2, 'b'), ('/data/a.wav', 1, 'a')]
+    write_manifest(rows, path)
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    inode = os.stat(path).st_ino
+    write_manifest(rows, path)
+    assert os.stat(path).st_mtime == 1_000_000_000 and os.stat(path).st_ino == inode
+    write_manifest(rows[:1], path)
+    assert os.stat(path).st_mtime > 1_000_000_000
+    assert read_manifest(path).wav_filename.tolist() == ['/data/b.wav']
+    with pytest.raises(ValueError, match='holds a tab'):  # a bad row still leaves the file
+        write_manifest(rows + [('/data/c.wav', 3, 'c\td')], path)
+    assert read_manifest(path).wav_filename.tolist() == ['/data/b.wav']
+
+
 @pytest.mark.parametrize('row, problem', [
     (('/data/a.wav', 1, 'tab\there'), 'holds a tab or line break'),
     (('/data/a.wav', 1, 'two\nlines'), 'holds a tab or line break'),
