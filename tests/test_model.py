@@ -5,8 +5,8 @@ import pytest
 from mxnet.gluon import rnn
 
 from gluon_ds2.loss import CTCLoss
-from gluon_ds2.model import (DeepSpeech2, RNNLayer, conv_output_length, output_length,
-                             pack_legacy_parameters, use_fused_rnn)
+from gluon_ds2.model import (CONV_LAYERS, DeepSpeech2, RNNLayer, conv_output_length,
+                             output_length, pack_legacy_parameters, reversal_rows, use_fused_rnn)
 
 BINS = 161
 CLASSES = 29
@@ -173,6 +173,65 @@ def test_valid_frames_do_not_see_padding_past_the_first_convs_reach():
     valid = output_length(frames)
     np.testing.assert_allclose(noisy[0, :valid], clean[0, :valid], rtol=0, atol=1e-6)
     np.testing.assert_allclose(clean[0, :valid], run(net, [utterance])[0], rtol=0, atol=1e-5)
+
+
+def test_reversal_rows_reverse_each_sequences_valid_steps_and_keep_the_padding():
+    steps, lengths = 7, [7, 4, 1, 5]
+    x = np.random.RandomState(0).randn(steps, len(lengths), 3).astype(np.float32)
+    rows = reversal_rows(mx.nd, mx.nd.array(x), mx.nd.array(lengths)).asnumpy()
+    gathered = x.reshape(-1, 3)[rows.astype(np.int64)].reshape(x.shape)
+    expected = x.copy()
+    for n, length in enumerate(lengths):
+        expected[:length, n] = x[:length, n][::-1]
+    np.testing.assert_array_equal(gathered, expected)
+    # Its own inverse: reversing twice is the identity.
+    np.testing.assert_array_equal(rows[rows.astype(np.int64)], np.arange(rows.size))
+
+
+def plainly_written_forward(net, features, lengths):
+    """``net``'s inference forward pass, written again with other MXNet operators.
+
+    The conv's own padding, ``clip`` for relu6, ``SequenceReverse`` around the backward
+    RNN and a concat on the channel axis: the model's first form, before its speed work.
+    """
+    nd = mx.nd
+    x, lengths = features, lengths.astype('float32')
+    for conv, norm, layer in zip(net.convs, net.conv_norms, CONV_LAYERS):
+        x = nd.Convolution(x, conv.weight.data(), no_bias=True, num_filter=conv.weight.shape[0],
+                           kernel=layer['kernel_size'], stride=layer['strides'],
+                           pad=layer['padding'])
+        x = norm(nd.clip(x, 0, 6))
+        lengths = conv_output_length(lengths, layer['kernel_size'][0], layer['strides'][0],
+                                     layer['padding'][0])
+        time_mask = np.arange(x.shape[2])[None, :] < lengths.asnumpy()[:, None]  # (N, T')
+        x = x * nd.array(time_mask[:, None, :, None].astype(np.float32))
+    x = x.transpose((2, 0, 1, 3)).reshape((0, 0, -1))
+    for index, layer in enumerate(net.rnns):
+        if index > 0:
+            x = net.rnn_norms[index - 1](x)
+        states = lambda: [nd.zeros((1, x.shape[1], layer.hidden_size))] * 2
+        forward = nd.RNN(x, layer.l0_parameters.data(), *states(), state_size=layer.hidden_size,
+                         num_layers=1, mode='lstm')
+        backward = nd.SequenceReverse(nd.RNN(
+            nd.SequenceReverse(x, sequence_length=lengths, use_sequence_length=True),
+            layer.r0_parameters.data(), *states(), state_size=layer.hidden_size, num_layers=1,
+            mode='lstm'), sequence_length=lengths, use_sequence_length=True)
+        x = nd.concat(forward, backward, dim=2)
+    return net.output(net.output_norm(x)).swapaxes(0, 1)
+
+
+def test_forward_pass_equals_the_plainly_written_one_on_a_padded_batch():
+    net = small_model(layers=3)
+    lengths = [90, 57, 23]
+    utterances = [8 * features(n, seed=n) for n in lengths]  # loud: the relu6 ceiling is hit
+    batch = np.zeros((3, 1, 96, BINS), dtype=np.float32)
+    for i, u in enumerate(utterances):
+        batch[i, 0, :len(u)] = u
+    ours = net(mx.nd.array(batch), mx.nd.array(lengths)).asnumpy()
+    theirs = plainly_written_forward(net, mx.nd.array(batch), mx.nd.array(lengths)).asnumpy()
+    for i, n in enumerate(lengths):  # past output_length(n), padding: anything goes
+        valid = output_length(n)
+        np.testing.assert_allclose(ours[i, :valid], theirs[i, :valid], rtol=0, atol=1e-5)
 
 
 def ctc_gradients(net, utterances, labels, padded_frames=None):
