@@ -14,11 +14,14 @@ again after ``growth_interval`` good steps in a row. Checkpoints keep the scale
 (:meth:`LossScaler.state_dict`), so a resumed run neither starts again at 2 ** 16
 nor overflows its way back down.
 """
+import functools
 import logging
+import subprocess
+import sys
 
 from .config import DTYPES
 
-__all__ = ['LossScaler', 'setup_precision', 'add_dtype_argument']
+__all__ = ['LossScaler', 'setup_precision', 'add_dtype_argument', 'cpu_runs_bfloat16']
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +79,36 @@ class LossScaler:
         self.good_steps = int(state['good_steps'])
 
 
+# One bfloat16 convolution; exits non-zero where oneDNN has no kernel for it.
+_BFLOAT16_PROBE = """
+import mxnet as mx, numpy as np
+bfloat16 = np.dtype([('bfloat16', np.uint16)])
+x = mx.nd.amp_cast(mx.nd.ones((1, 1, 4, 4)), dtype=bfloat16)
+w = mx.nd.amp_cast(mx.nd.ones((1, 1, 3, 3)), dtype=bfloat16)
+mx.nd.Convolution(x, w, kernel=(3, 3), num_filter=1, no_bias=True).wait_to_read()
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_runs_bfloat16():
+    """Whether this CPU's oneDNN has bfloat16 kernels.
+
+    oneDNN 2.4.4 (inside mxnet 1.9.1) has them for AVX-512 CPUs only; on an AVX2 one
+    (e.g. AMD Zen 3) every bfloat16 convolution fails with "could not create a
+    primitive descriptor iterator", which names neither the type nor the CPU. Tried
+    in a child process, so that this one's log stays clean.
+    """
+    probe = subprocess.run([sys.executable, '-c', _BFLOAT16_PROBE], capture_output=True,
+                           timeout=120)
+    return probe.returncode == 0
+
+
 def setup_precision(dtype, contexts):
     """Prepare ``dtype`` training on ``contexts``; call before the model is built.
 
     Returns a :class:`LossScaler` for float16, else None. Raises ValueError for a
-    dtype the devices cannot run (bfloat16 is MXNet's oneDNN CPU path, float16
-    its GPU path).
+    dtype the devices cannot run (bfloat16 is MXNet's oneDNN CPU path, on AVX-512
+    CPUs only; float16 its GPU path).
     """
     if dtype not in DTYPES:
         raise ValueError('--dtype must be one of %s; got %r' % (', '.join(DTYPES), dtype))
@@ -94,6 +121,10 @@ def setup_precision(dtype, contexts):
     if dtype == 'bfloat16' and on_gpu:
         raise ValueError('--dtype=bfloat16 runs on CPU only in MXNet 1.9 (oneDNN); on GPUs '
                          'use --dtype=float16')
+    if dtype == 'bfloat16' and not cpu_runs_bfloat16():
+        raise ValueError('--dtype=bfloat16 needs a CPU with AVX-512: the oneDNN 2.4.4 inside '
+                         'mxnet 1.9.1 has no bfloat16 kernels for this one; use '
+                         '--dtype=float32')
     from mxnet.contrib import amp
     amp.init(target_dtype=dtype)
     logger.info('%s: convolutions and dense layers in %s, RNN and parameters in float32',

@@ -8,12 +8,13 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, needs_bfloat16
 
 SCRIPT = REPO_ROOT / 'scripts' / 'bench_precision.py'
 
 
 @pytest.mark.slow
+@needs_bfloat16
 def test_speedups_are_medians_of_the_alternated_rounds(tmp_path):
     out = tmp_path / 'results' / 'precision'
     result = subprocess.run([sys.executable, str(SCRIPT), '--dtype=bfloat16', '--sizes=demo',

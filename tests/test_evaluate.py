@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO_ROOT, edit_distance
+from conftest import REPO_ROOT, edit_distance, needs_bfloat16
 from gluon_ds2.checkpoint import read_index
 from gluon_ds2.manifest import read_manifest
 
@@ -271,6 +271,7 @@ def test_model_dir_without_checkpoints_and_missing_manifest_are_one_line_errors(
     assert last.startswith('evaluate.py: error: ') and str(missing) in last, last
 
 
+@needs_bfloat16
 def test_bfloat16_scores_as_float32_does(model_dir):
     """--dtype bfloat16 (convs and dense layer in bfloat16): the same error rates, nearly."""
     rates = {}
@@ -281,6 +282,17 @@ def test_bfloat16_scores_as_float32_does(model_dir):
         rates[dtype] = printed_rate(result.stdout, 'WER'), printed_rate(result.stdout, 'CER')
     assert 'convolutions and dense layers in bfloat16' in result.stderr
     assert rates['bfloat16'] == pytest.approx(rates['float32'], abs=0.02)
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/cpuinfo') or
+                    'avx512f' in open('/proc/cpuinfo').read(),
+                    reason='a CPU without AVX-512 refuses bfloat16')
+def test_bfloat16_on_a_cpu_without_its_kernels_is_a_one_line_error(model_dir):
+    result = evaluate(model_dir, '--dtype', 'bfloat16', '--num_workers=0')
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        'evaluate.py: error: --dtype=bfloat16 needs a CPU with AVX-512: the oneDNN 2.4.4 '
+        'inside mxnet 1.9.1 has no bfloat16 kernels for this one; use --dtype=float32')
 
 
 def test_float16_on_cpu_is_a_one_line_error(model_dir):

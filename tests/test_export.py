@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, needs_bfloat16
 from gluon_ds2.config import AudioConfig
 from gluon_ds2.decoder import greedy_decode
 from gluon_ds2.inference import load_model
@@ -163,6 +163,7 @@ def test_export_cli_reports_a_bad_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
+@needs_bfloat16
 def test_bfloat16_export_runs_as_transcribe_does_without_amp(trained_model_dir, dev_paths,
                                                              tmp_path):
     """``--dtype=bfloat16`` writes AMP's casts into the symbol: a process that has neither the

@@ -1,11 +1,14 @@
 """--dtype: the loss scaler's logic, the device checks, and a bfloat16 training step."""
+import os
 import subprocess
 import sys
 
 import mxnet as mx
 import pytest
 
-from gluon_ds2.precision import LossScaler, setup_precision
+from conftest import needs_bfloat16
+from gluon_ds2 import precision
+from gluon_ds2.precision import LossScaler, cpu_runs_bfloat16, setup_precision
 
 
 def test_overflow_halves_the_scale_and_skips_the_step():
@@ -56,6 +59,27 @@ def test_dtype_the_devices_cannot_run_is_refused(dtype, contexts, message):
         setup_precision(dtype, contexts)
 
 
+def test_bfloat16_on_a_cpu_without_its_kernels_is_refused_before_amp(monkeypatch):
+    monkeypatch.setattr(precision, 'cpu_runs_bfloat16', lambda: False)
+    with pytest.raises(ValueError) as info:
+        setup_precision('bfloat16', [mx.cpu()])
+    assert str(info.value) == ('--dtype=bfloat16 needs a CPU with AVX-512: the oneDNN 2.4.4 '
+                               'inside mxnet 1.9.1 has no bfloat16 kernels for this one; use '
+                               '--dtype=float32')
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/cpuinfo') or 'DNNL_MAX_CPU_ISA' in os.environ,
+                    reason='reads the CPU flags Linux reports')
+def test_bfloat16_kernels_are_there_exactly_on_avx512_cpus():
+    """oneDNN's bfloat16 kernels start at its avx512_core ISA: AVX-512 F, BW, VL and DQ."""
+    flags = set()
+    for line in open('/proc/cpuinfo'):
+        if line.startswith('flags'):
+            flags.update(line.split(':', 1)[1].split())
+    avx512_core = {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'} <= flags
+    assert cpu_runs_bfloat16() == avx512_core
+
+
 def test_float32_changes_nothing():
     assert setup_precision('float32', [mx.cpu()]) is None
 
@@ -86,6 +110,7 @@ print('amp_cast' in symbol, float(loss.sum().asscalar()),
 '''
 
 
+@needs_bfloat16
 def test_bfloat16_training_step_casts_and_stays_finite():
     """In a fresh process (amp.init patches MXNet for the whole process)."""
     result = subprocess.run([sys.executable, '-c', BFLOAT16_STEP], capture_output=True,
