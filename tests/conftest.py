@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from gluon_ds2.precision import cpu_runs_bfloat16
+
 __all__ = ['load_script', 'edit_distance', 'evaluate_records', 'demo_mirror', 'demo_manifests',
-           'trained_model_dir', 'needs_bfloat16', 'REPO_ROOT']
+           'trained_model_dir', 'needs_bfloat16', 'lacks_bfloat16', 'REPO_ROOT']
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _cpu_runs_bfloat16():
-    from gluon_ds2.precision import cpu_runs_bfloat16
-    return cpu_runs_bfloat16()
-
-
-# bfloat16 arithmetic itself: only where this CPU's oneDNN has the kernels (AVX-512).
-needs_bfloat16 = pytest.mark.skipif(not _cpu_runs_bfloat16(),
+# bfloat16 arithmetic itself: only where this CPU's oneDNN has the kernels (AVX-512);
+# its refusal: only where it has none.
+needs_bfloat16 = pytest.mark.skipif(not cpu_runs_bfloat16(),
                                     reason='no bfloat16 kernels in oneDNN 2.4.4 on this CPU')
+lacks_bfloat16 = pytest.mark.skipif(cpu_runs_bfloat16(),
+                                    reason='this CPU has bfloat16 kernels: nothing is refused')
 
 
 def load_script(path):

@@ -15,7 +15,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO_ROOT, edit_distance, needs_bfloat16
+from conftest import REPO_ROOT, edit_distance, lacks_bfloat16, needs_bfloat16
 from gluon_ds2.checkpoint import read_index
 from gluon_ds2.manifest import read_manifest
 
@@ -284,9 +284,7 @@ def test_bfloat16_scores_as_float32_does(model_dir):
     assert rates['bfloat16'] == pytest.approx(rates['float32'], abs=0.02)
 
 
-@pytest.mark.skipif(not os.path.exists('/proc/cpuinfo') or
-                    'avx512f' in open('/proc/cpuinfo').read(),
-                    reason='a CPU without AVX-512 refuses bfloat16')
+@lacks_bfloat16
 def test_bfloat16_on_a_cpu_without_its_kernels_is_a_one_line_error(model_dir):
     result = evaluate(model_dir, '--dtype', 'bfloat16', '--num_workers=0')
     assert result.returncode != 0 and 'Traceback' not in result.stderr
