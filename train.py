@@ -16,7 +16,8 @@ import sys
 from gluon_ds2.checkpoint import CheckpointError
 from gluon_ds2.config import add_arguments, explicit_flags
 from gluon_ds2.resume import run_config
-from gluon_ds2.threads import set_thread_policy
+from gluon_ds2.thread_probe import choose_threads
+from gluon_ds2.threads import default_share, nobody_chose, set_thread_policy
 
 
 def main(argv=None):
@@ -26,8 +27,12 @@ def main(argv=None):
         cfg, resumed = run_config(explicit_flags(parser.parse_args(argv)))
     except (ValueError, OSError, CheckpointError) as err:  # e.g. a model flag changed on resume
         return _error(err)
-    threads = set_thread_policy(cfg.train.num_threads, cfg.data.num_workers)
-    from gluon_ds2 import training  # imports MXNet: after the thread policy
+    threads = cfg.train.num_threads
+    if nobody_chose(threads):  # time this model's step at each count (thread_probe.py)
+        threads = choose_threads(cfg, default_share(cfg.data.num_workers))
+    # run_config's imports have loaded MXNet: a new count needs a new process
+    threads = set_thread_policy(threads, cfg.data.num_workers, restart=argv is None)
+    from gluon_ds2 import training
     logging.getLogger(__name__).info('%s, %d OpenMP threads per process',
                                      'resuming' if resumed else 'starting', threads)
     try:

@@ -11,7 +11,8 @@ import logging
 import os
 import sys
 
-__all__ = ['available_cores', 'default_threads', 'thread_count', 'set_thread_policy']
+__all__ = ['available_cores', 'default_threads', 'thread_count', 'set_thread_policy',
+           'default_share', 'nobody_chose']
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +50,49 @@ def thread_count(num_threads, user_setting, num_workers, cpu_count, processes_pe
     """The policy: ``--num_threads``, else the user's ``OMP_NUM_THREADS``, else the share."""
     if num_threads:
         return int(num_threads)
-    if user_setting and user_setting.strip().isdigit() and int(user_setting) > 0:
+    if _valid(user_setting):
         return int(user_setting)
     return default_threads(num_workers, cpu_count, processes_per_host)
 
 
-def set_thread_policy(num_threads=None, num_workers=0):
+def default_share(num_workers=0):
+    """This process's default count: :func:`default_threads` of its cores and host."""
+    return default_threads(num_workers, available_cores(),
+                           int(os.environ.get('HOROVOD_LOCAL_SIZE', 1)))
+
+
+def nobody_chose(num_threads, environ=None):
+    """True when neither ``--num_threads`` nor ``OMP_NUM_THREADS`` set the count and the
+    process is not one of horovodrun's: then ``train.py`` may measure the count
+    (:mod:`gluon_ds2.thread_probe`)."""
+    environ = os.environ if environ is None else environ
+    user_setting = _USER_SETTING if environ is os.environ else environ.get('OMP_NUM_THREADS')
+    horovod = any(name in environ for name in ('HOROVOD_RANK', 'HOROVOD_LOCAL_SIZE',
+                                                'OMPI_COMM_WORLD_RANK', 'PMI_RANK'))
+    return not num_threads and not horovod and not _valid(user_setting)
+
+
+def _valid(user_setting):
+    return bool(user_setting and user_setting.strip().isdigit() and int(user_setting) > 0)
+
+
+def set_thread_policy(num_threads=None, num_workers=0, restart=False):
     """Set ``OMP_NUM_THREADS`` for MXNet; returns the thread count.
 
-    Has no effect on an MXNet already imported, which is logged.
+    Has no effect on an MXNet already imported (it reads the count once, on import),
+    which is logged; with ``restart`` the program then runs again from the start with the
+    count in its environment (``os.execve``: same arguments, same process id).
     """
     threads = thread_count(num_threads, _USER_SETTING, num_workers, available_cores(),
                            int(os.environ.get('HOROVOD_LOCAL_SIZE', 1)))
     if 'mxnet' in sys.modules and os.environ.get('OMP_NUM_THREADS') != str(threads):
+        if restart:
+            logger.info('restarting with OMP_NUM_THREADS=%d: MXNet, already imported, '
+                        'reads it once, on import', threads)
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os.execve(sys.executable, [sys.executable] + sys.argv,
+                      dict(os.environ, OMP_NUM_THREADS=str(threads)))
         logger.warning('MXNet was imported before gluon_ds2 set OMP_NUM_THREADS=%d; it keeps '
                        'its own thread count. Import gluon_ds2 first, or set '
                        'OMP_NUM_THREADS yourself.', threads)
