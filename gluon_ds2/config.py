@@ -192,9 +192,11 @@ class TrainConfig:
     max_steps: typing.Optional[int] = _flag(None, 'Stop after this many optimizer steps. '
                                                   '[gluon-ds2]')
     num_threads: typing.Optional[int] = _flag(
-        None, 'OpenMP threads for MXNet (default: $OMP_NUM_THREADS if set, else the cores '
-              'this process may run on (its CPU affinity), shared by this host\'s processes). '
-              '[gluon-ds2]')
+        None, 'OpenMP threads for MXNet (default: $OMP_NUM_THREADS if set; else, for one '
+              'process training on the CPU, the fastest of the cores this process may run on '
+              '(its CPU affinity) and their halves, timed on a few steps of this model and '
+              'kept in model_dir/threads.json; else those cores shared by this host\'s '
+              'processes). [gluon-ds2]')
     dtype: str = _flag('float32', 'Arithmetic type of the convolutions and dense layers: '
                                   'bfloat16 on CPU, float16 (with dynamic loss scaling) on GPU; '
                                   'MXNet 1.9 keeps the RNNs in float32. [gluon-ds2]',

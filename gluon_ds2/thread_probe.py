@@ -133,9 +133,12 @@ def choose_threads(cfg, share, timeout=600):
                 'to measure)', threads, ', '.join('%d: %.3f s' % (count, times[count])
                                                  for count in sorted(times, reverse=True)),
                 time.time() - started)
-    os.makedirs(cfg.train.model_dir, exist_ok=True)
-    atomic_write_text(path, json.dumps(dict(key=key, threads=threads, seconds={
-        str(count): seconds for count, seconds in times.items()}), indent=2, sort_keys=True))
+    try:
+        os.makedirs(cfg.train.model_dir, exist_ok=True)
+        atomic_write_text(path, json.dumps(dict(key=key, threads=threads, seconds={
+            str(count): seconds for count, seconds in times.items()}), indent=2, sort_keys=True))
+    except OSError as err:  # training reports an unwritable model_dir itself
+        logger.warning('could not record the thread count in %s: %s', path, err)
     return threads
 
 
