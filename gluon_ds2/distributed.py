@@ -17,13 +17,9 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from .threads import launched_by_horovod  # an environment check, shared with the thread policy
+
 __all__ = ['Distributed', 'setup', 'launched_by_horovod']
-
-
-def launched_by_horovod():
-    """True inside a process started by ``horovodrun`` (Gloo or MPI)."""
-    return any(name in os.environ for name in ('HOROVOD_RANK', 'OMPI_COMM_WORLD_RANK',
-                                                'PMI_RANK'))
 
 
 class Distributed:

@@ -12,7 +12,7 @@ import os
 import sys
 
 __all__ = ['available_cores', 'default_threads', 'thread_count', 'set_thread_policy',
-           'default_share', 'nobody_chose']
+           'default_share', 'nobody_chose', 'launched_by_horovod']
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,20 @@ def thread_count(num_threads, user_setting, num_workers, cpu_count, processes_pe
     return default_threads(num_workers, cpu_count, processes_per_host)
 
 
+def _local_processes():
+    """Processes on this host: horovodrun's local size, else 1."""
+    return int(os.environ.get('HOROVOD_LOCAL_SIZE', 1))
+
+
 def default_share(num_workers=0):
     """This process's default count: :func:`default_threads` of its cores and host."""
-    return default_threads(num_workers, available_cores(),
-                           int(os.environ.get('HOROVOD_LOCAL_SIZE', 1)))
+    return default_threads(num_workers, available_cores(), _local_processes())
+
+
+def launched_by_horovod(environ=None):
+    """True inside a process started by ``horovodrun`` (Gloo or MPI)."""
+    environ = os.environ if environ is None else environ
+    return any(name in environ for name in ('HOROVOD_RANK', 'OMPI_COMM_WORLD_RANK', 'PMI_RANK'))
 
 
 def nobody_chose(num_threads, environ=None):
@@ -67,8 +77,7 @@ def nobody_chose(num_threads, environ=None):
     (:mod:`gluon_ds2.thread_probe`)."""
     environ = os.environ if environ is None else environ
     user_setting = _USER_SETTING if environ is os.environ else environ.get('OMP_NUM_THREADS')
-    horovod = any(name in environ for name in ('HOROVOD_RANK', 'HOROVOD_LOCAL_SIZE',
-                                                'OMPI_COMM_WORLD_RANK', 'PMI_RANK'))
+    horovod = launched_by_horovod(environ) or 'HOROVOD_LOCAL_SIZE' in environ
     return not num_threads and not horovod and not _valid(user_setting)
 
 
@@ -84,7 +93,7 @@ def set_thread_policy(num_threads=None, num_workers=0, restart=False):
     count in its environment (``os.execve``: same arguments, same process id).
     """
     threads = thread_count(num_threads, _USER_SETTING, num_workers, available_cores(),
-                           int(os.environ.get('HOROVOD_LOCAL_SIZE', 1)))
+                           _local_processes())
     if 'mxnet' in sys.modules and os.environ.get('OMP_NUM_THREADS') != str(threads):
         if restart:
             logger.info('restarting with OMP_NUM_THREADS=%d: MXNet, already imported, '
