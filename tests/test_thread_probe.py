@@ -155,3 +155,16 @@ def test_an_explicit_count_is_applied_even_though_mxnet_is_loaded(demo_manifests
     assert result.returncode == 0, result.stderr
     assert 'restarting' not in result.stderr and 'the fastest training step' not in result.stderr
     assert 'starting, 1 OpenMP threads per process' in result.stderr
+
+
+def test_an_unwritable_record_is_a_warning_and_the_choice_stands(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(thread_probe, '_time_in_child',
+                        lambda spec, count, timeout: {2: 1.0, 1: 0.5}[count])
+
+    def refuse(path, text):
+        raise PermissionError(13, 'Permission denied', path)
+    monkeypatch.setattr(thread_probe, 'atomic_write_text', refuse)
+    with caplog.at_level('WARNING'):
+        assert choose_threads(_cfg(tmp_path), 2) == 1
+    assert 'could not record the thread count in %s' % (tmp_path / RECORD) in caplog.text
+    assert 'Permission denied' in caplog.text
